@@ -1,0 +1,32 @@
+# Everyday commands. The README shows the same ones.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install test test-fast lint up bootstrap bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not integration and not faults"
+
+lint: install
+	$(BIN)/ruff check .
+
+bootstrap: install
+	$(BIN)/python -m training bootstrap
+
+bench: install
+	$(BIN)/python -m bench.transform
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

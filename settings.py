@@ -1,0 +1,105 @@
+"""One typed settings object, read from the environment with casts and defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+T = TypeVar("T")
+
+
+class Secret:
+    """A string that never shows itself in repr, str or logs."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the wrapped value."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+def mask_url(url: str) -> str:
+    """Return the URL with any password replaced by asterisks."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":*****@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _split_keys(raw: str) -> tuple[Secret, ...]:
+    return tuple(Secret(key.strip()) for key in raw.split(",") if key.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API, the worker and training read from the environment."""
+
+    redis_url: Secret = field(default_factory=lambda: Secret("redis://127.0.0.1:6379/0"))
+    model_store_dir: Path = Path("var/model_store")
+    model_name: str = "glm26"
+    port: int = 1313
+    max_batch_rows: int = 100_000
+    max_body_bytes: int = 64 * 1024 * 1024
+    chunk_rows: int = 5_000
+    result_ttl_seconds: int = 24 * 3600
+    job_deadline_seconds: int = 600
+    task_soft_time_limit: int = 120
+    task_time_limit: int = 150
+    visibility_timeout: int = 180
+    max_chunk_retries: int = 3
+    watchdog_interval_seconds: int = 15
+    api_keys: tuple[Secret, ...] = ()
+    rate_limit_per_minute: int = 0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from an environment mapping (os.environ by default)."""
+        env = os.environ if environ is None else environ
+        casts: dict[str, Callable[[str], object]] = {
+            "redis_url": Secret,
+            "model_store_dir": Path,
+            "api_keys": _split_keys,
+        }
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            cast = casts.get(f.name, int if f.type == "int" else str)
+            try:
+                values[f.name] = cast(raw)
+            except ValueError as exc:
+                raise ValueError(f"{f.name.upper()}={raw!r} is not a valid {f.type}") from exc
+        return cls(**values)  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, object]:
+        """Return the settings as plain values, with secrets masked."""
+        shown: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "redis_url":
+                value = mask_url(value.reveal())
+            elif f.name == "api_keys":
+                value = f"{len(value)} key(s)"
+            shown[f.name] = str(value) if isinstance(value, Path) else value
+        return shown
