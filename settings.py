@@ -67,7 +67,8 @@ class Settings:
     task_time_limit: int = 150
     visibility_timeout: int = 180
     max_chunk_retries: int = 3
-    watchdog_interval_seconds: int = 15
+    watchdog_interval_seconds: int = 10
+    stall_seconds: int = 30
     api_keys: tuple[Secret, ...] = ()
     rate_limit_per_minute: int = 0
 

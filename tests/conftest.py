@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sklearn.pipeline import Pipeline
 
+from model_store import ModelStore
+from stack.processes import Process, free_port, start_redis
 from training.approved import build_approved, load_reference
 
 DATA = Path(__file__).parent / "data"
@@ -27,3 +33,55 @@ def approved(reference: dict[str, Any]) -> Pipeline:
 @pytest.fixture(scope="session")
 def real_rows() -> dict[str, Any]:
     return json.loads((DATA / "real_rows.json").read_text())
+
+
+@dataclass
+class RedisServer:
+    port: int
+    data_dir: Path
+    log_dir: Path
+    process: Process
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+    def restart(self, kill: bool = True) -> None:
+        """Stop the server (kill -9, or a clean SHUTDOWN) and start it again on the same data."""
+        if kill:
+            self.process.signal_group(signal.SIGKILL)
+            self.process.popen.wait(10)
+        else:
+            self.client().shutdown()
+            self.process.popen.wait(10)
+        self.process = start_redis(self.port, self.data_dir, self.log_dir)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server of our own on a free port, stopped at the end of the session."""
+    root = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    server = RedisServer(port, root / "data", root / "logs", start_redis(port, root / "data", root / "logs"))
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis_server.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def model_store_dir(tmp_path_factory: pytest.TempPathFactory, approved: Pipeline) -> Path:
+    """A model store holding the approved GLM as the serving version 1."""
+    root = tmp_path_factory.mktemp("model_store")
+    store = ModelStore(root)
+    version = store.save("glm26", approved, threshold=0.712, metrics={}, data_fingerprint={"source": "tests"})
+    store.promote("glm26", version)
+    return root

@@ -1,0 +1,37 @@
+"""The HTTP API: validates, enqueues and answers. It never loads a model."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask
+
+from api import errors, routes
+from api.services import Services
+from model_store import ModelStore
+from settings import Settings
+from worker.celery_app import make_celery
+from worker.jobs import JobStore
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app from settings (the environment by default)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    client = redis.Redis.from_url(
+        settings.redis_url.reveal(), socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
+    )
+    app.extensions["glmq"] = Services(
+        settings=settings,
+        redis=client,
+        jobs=JobStore(client, settings.result_ttl_seconds, settings.job_deadline_seconds),
+        celery=make_celery(settings),
+        models=ModelStore(settings.model_store_dir),
+    )
+    errors.init_app(app)
+    app.register_blueprint(routes.bp)
+    logging.getLogger(__name__).info("api settings: %s", settings.describe())
+    return app

@@ -1,0 +1,93 @@
+"""Endpoints: POST /predict, GET /tasks/<id>, GET /health."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from api.batches import parse_batch, parse_threshold
+from api.errors import ApiError
+from api.services import services
+from worker.celery_app import SCORE_CHUNK
+from worker.jobs import JobStatus, NewJob
+
+bp = Blueprint("predictions", __name__)
+_TASK_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@bp.post("/predict")
+def predict() -> tuple[Response, int, dict[str, str]]:
+    """Accept one record or a batch, store it, enqueue its chunks and answer 202 at once."""
+    svc = services()
+    records = parse_batch(request, svc.settings.max_batch_rows, svc.settings.max_body_bytes)
+    override = parse_threshold(request.args.get("threshold"))
+    model = svc.serving_model()
+    threshold = model.threshold if override is None else override
+    job = NewJob(
+        rows=len(records),
+        chunk_rows=svc.settings.chunk_rows,
+        model_name=model.name,
+        model_version=model.version,
+        threshold=threshold,
+        owner=request.environ.get("glmq.owner", ""),
+    )
+    try:
+        job_id, chunks = svc.jobs.create(job, records)
+    except orjson.JSONEncodeError as exc:
+        raise ApiError(422, "invalid_record", f"A record cannot be stored: {exc}.") from None
+    try:
+        for chunk in chunks:
+            svc.celery.send_task(SCORE_CHUNK, args=[job_id, chunk])
+    except Exception:
+        svc.jobs.fail(job_id, "the job could not be enqueued")
+        raise
+    status_url = url_for("predictions.task", task_id=job_id)
+    body = {
+        "task_id": job_id,
+        "status": JobStatus.QUEUED.value,
+        "rows": job.rows,
+        "model": {"name": model.name, "version": model.version},
+        "threshold": threshold,
+        "status_url": status_url,
+    }
+    return jsonify(body), 202, {"Location": status_url}
+
+
+@bp.get("/tasks/<task_id>")
+def task(task_id: str) -> Response:
+    """Report a job's status, with its results in input order once it succeeded."""
+    svc = services()
+    record = svc.jobs.get(task_id) if _TASK_ID.fullmatch(task_id) else None
+    if record is None or record.get("owner", "") != request.environ.get("glmq.owner", ""):
+        raise ApiError(404, "task_not_found", "No such task; it may have expired.", {"task_id": task_id})
+    body: dict[str, Any] = {
+        "task_id": task_id,
+        "status": record["status"],
+        "rows": int(record["rows"]),
+        "rows_done": int(record["rows_done"]),
+        "model": {"name": record["model_name"], "version": int(record["model_version"])},
+        "threshold": float(record["threshold"]),
+        "submitted_at": record["submitted_at"],
+    }
+    if "finished_at" in record:
+        body["finished_at"] = record["finished_at"]
+    if record["status"] == JobStatus.FAILED.value:
+        body["error"] = {"code": "job_failed", "message": record.get("error", "unknown")}
+    results = None
+    if record["status"] == JobStatus.SUCCEEDED.value:
+        results = svc.jobs.results(task_id, int(record["chunks"]))
+        if results is None:
+            raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": task_id})
+    head = orjson.dumps(body)
+    if results is not None:
+        head = head[:-1] + b',"results":' + results + b"}"
+    return Response(head, status=200, mimetype="application/json")
+
+
+@bp.get("/health")
+def health() -> Response:
+    """Answer that the process is up."""
+    return jsonify(status="ok")

@@ -1,0 +1,51 @@
+"""What a request handler needs, built once per app and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+from flask import current_app
+
+from api.errors import ApiError
+from model_store import ModelStore, ModelStoreError
+from settings import Settings
+from worker.jobs import JobStore
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """The model version a new job is pinned to, read from the store's pointer and manifest."""
+
+    name: str
+    version: int
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Services:
+    """Settings and connections of one app."""
+
+    settings: Settings
+    redis: redis.Redis
+    jobs: JobStore
+    celery: Celery
+    models: ModelStore
+
+    def serving_model(self) -> ServingModel:
+        """Return the current version of the configured model, without loading it."""
+        name = self.settings.model_name
+        try:
+            version = self.models.current(name)
+            if version is None:
+                raise ModelStoreError(f"no version of {name!r} is promoted")
+            threshold = float(self.models.manifest(name, version)["threshold"])
+        except (ModelStoreError, KeyError, ValueError, OSError) as exc:
+            raise ApiError(503, "model_unavailable", f"No model is being served: {exc}") from None
+        return ServingModel(name, version, threshold)
+
+
+def services() -> Services:
+    """Return the services of the running app."""
+    return current_app.extensions["glmq"]

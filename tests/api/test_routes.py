@@ -1,0 +1,151 @@
+import json
+
+import pytest
+
+from api import create_app
+from settings import Secret
+from stack.processes import free_port
+from worker.celery_app import QUEUE
+
+RECORD = {"x5": "sunday", "x12": "$3709.93", "x31": "asia", "x81": "November", "x91": "0.5"}
+
+
+def post(client, body, content_type="application/json", query="", **kwargs):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post(f"/predict{query}", data=data, content_type=content_type, **kwargs)
+
+
+def queued_messages(redis_db) -> list[dict]:
+    return [json.loads(raw) for raw in redis_db.lrange(QUEUE, 0, -1)]
+
+
+def test_accepts_one_record_and_answers_202_at_once(client, redis_db) -> None:
+    response = post(client, RECORD)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "queued"
+    assert body["rows"] == 1
+    assert body["model"] == {"name": "glm26", "version": 1}
+    assert body["threshold"] == 0.712
+    assert body["status_url"] == f"/tasks/{body['task_id']}"
+    assert response.headers["Location"] == body["status_url"]
+
+
+def test_the_job_record_and_payload_are_written_and_the_message_carries_only_ids(client, redis_db) -> None:
+    records = [dict(RECORD, x91=str(i)) for i in range(250)]
+    task_id = post(client, records).get_json()["task_id"]
+    job = {k.decode(): v.decode() for k, v in redis_db.hgetall(f"glmq:job:{task_id}").items()}
+    assert (job["status"], job["rows"], job["chunks"], job["rows_done"]) == ("queued", "250", "3", "0")
+    chunks = [json.loads(redis_db.get(f"glmq:payload:{task_id}:{k}")) for k in range(3)]
+    assert chunks[0] + chunks[1] + chunks[2] == records
+    messages = queued_messages(redis_db)
+    assert [m["headers"]["argsrepr"] for m in messages] == [f"['{task_id}', {k}]" for k in (2, 1, 0)] or sorted(
+        m["headers"]["argsrepr"] for m in messages
+    ) == sorted(f"['{task_id}', {k}]" for k in range(3))
+    assert all(m["content-type"] == "application/json" for m in messages)
+    assert max(len(json.dumps(m)) for m in messages) < 4_000
+
+
+def test_every_key_of_a_job_expires(client, redis_db, settings) -> None:
+    task_id = post(client, [RECORD] * 150).get_json()["task_id"]
+    keys = redis_db.keys(f"glmq:*{task_id}*")
+    assert len(keys) == 3
+    for key in keys:
+        assert 0 < redis_db.ttl(key) <= settings.result_ttl_seconds
+
+
+def test_status_of_a_queued_job(client) -> None:
+    task_id = post(client, RECORD).get_json()["task_id"]
+    response = client.get(f"/tasks/{task_id}")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert list(body) == ["task_id", "status", "rows", "rows_done", "model", "threshold", "submitted_at"]
+    assert (body["status"], body["rows"], body["rows_done"]) == ("queued", 1, 0)
+
+
+def test_client_threshold_is_kept_with_the_job(client, redis_db) -> None:
+    body = post(client, RECORD, query="?threshold=0.25").get_json()
+    assert body["threshold"] == 0.25
+    assert redis_db.hget(f"glmq:job:{body['task_id']}", "threshold") == b"0.25"
+
+
+NESTED = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "query", "status", "code"),
+    [
+        (b"{not json", "application/json", "", 400, "malformed_json"),
+        (b"", "application/json", "", 400, "empty_body"),
+        (b"   ", "application/json", "", 400, "empty_body"),
+        (json.dumps(RECORD), "text/plain", "", 415, "unsupported_media_type"),
+        (json.dumps(RECORD), "application/x-www-form-urlencoded", "", 415, "unsupported_media_type"),
+        (b"42", "application/json", "", 422, "invalid_shape"),
+        (b'"text"', "application/json", "", 422, "invalid_shape"),
+        (b"null", "application/json", "", 422, "invalid_shape"),
+        (b"[]", "application/json", "", 422, "empty_batch"),
+        (b'[{"x12": 1}, 3]', "application/json", "", 422, "invalid_record"),
+        (b'[{"x12": 1}, [1]]', "application/json", "", 422, "invalid_record"),
+        (b'{"x12": NaN}', "application/json", "", 422, "non_finite_number"),
+        (b'{"x12": Infinity}', "application/json", "", 422, "non_finite_number"),
+        (b'{"x12": -Infinity}', "application/json", "", 422, "non_finite_number"),
+        (b'{"x12": 1e999}', "application/json", "", 422, "non_finite_number"),
+        (b'{"x12": 1' + b"0" * 5000 + b"}", "application/json", "", 422, "non_finite_number"),
+        (NESTED, "application/json", "", 422, "too_deeply_nested"),
+        (json.dumps([{}] * 1_001), "application/json", "", 413, "too_many_rows"),
+        (b'{"x": "' + b"a" * 1_000_001 + b'"}', "application/json", "", 413, "body_too_large"),
+        (json.dumps(RECORD), "application/json", "?threshold=abc", 422, "invalid_threshold"),
+        (json.dumps(RECORD), "application/json", "?threshold=1.5", 422, "invalid_threshold"),
+        (json.dumps(RECORD), "application/json", "?threshold=nan", 422, "invalid_threshold"),
+        (json.dumps(RECORD), "application/json", "?threshold=-0.1", 422, "invalid_threshold"),
+    ],
+)
+def test_bad_requests_get_a_json_error_with_a_stable_code(client, redis_db, body, content_type, query, status, code):
+    response = post(client, body, content_type=content_type, query=query)
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert redis_db.llen(QUEUE) == 0
+
+
+def test_compressed_bodies_are_refused(client) -> None:
+    response = post(client, RECORD, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_content_encoding"
+
+
+@pytest.mark.parametrize("task_id", ["0" * 32, "not-a-task", "../../etc"])
+def test_unknown_task_is_404(client, task_id) -> None:
+    response = client.get(f"/tasks/{task_id}")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] in ("task_not_found", "not_found")
+
+
+def test_other_errors_are_json_too(client) -> None:
+    assert client.get("/predict").get_json()["error"]["code"] == "method_not_allowed"
+    assert client.get("/nowhere").get_json()["error"]["code"] == "not_found"
+
+
+def test_health(client) -> None:
+    assert client.get("/health").get_json() == {"status": "ok"}
+
+
+def test_redis_down_is_503_not_500(settings) -> None:
+    from dataclasses import replace
+
+    app = create_app(replace(settings, redis_url=Secret(f"redis://127.0.0.1:{free_port()}/0")))
+    client = app.test_client()
+    for response in (post(client, RECORD), client.get(f"/tasks/{'0' * 32}")):
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "redis_unavailable"
+        assert response.headers["Retry-After"]
+
+
+def test_no_serving_model_is_503(settings, tmp_path) -> None:
+    from dataclasses import replace
+
+    client = create_app(replace(settings, model_store_dir=tmp_path)).test_client()
+    response = post(client, RECORD)
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "model_unavailable"

@@ -1,0 +1,37 @@
+"""The Celery application, built from settings."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from settings import Settings
+
+QUEUE = "predictions"
+SCORE_CHUNK = "worker.tasks.score_chunk"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """Return a JSON-only Celery app that acknowledges late and survives lost workers."""
+    app = Celery("glmq", broker=settings.redis_url.reveal(), include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_ignore_result=True,
+        task_default_queue=QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        # Unacknowledged messages return to the queue after this long; it must exceed the
+        # hard time limit, or a slow but healthy chunk would run twice.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        broker_connection_timeout=2,
+    )
+    app.conf.glmq_settings = settings
+    return app

@@ -1,0 +1,103 @@
+"""Celery tasks: thin shells that deserialize ids, call plain functions, record outcomes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+import orjson
+import redis
+from celery import current_app, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from model_store import ModelStore, ModelStoreError
+from settings import Settings
+from training.scoring import score_records
+from worker.celery_app import SCORE_CHUNK
+from worker.jobs import JobStore
+from worker.models import ModelCache
+from worker.watchdog import Watchdog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    """What one worker process holds: its settings, Redis connection, jobs and models."""
+
+    settings: Settings
+    jobs: JobStore
+    models: ModelCache
+
+
+@functools.cache
+def process_state() -> ProcessState:
+    """Return this process's state, created on first use after the fork."""
+    settings: Settings = current_app.conf.glmq_settings
+    return ProcessState(settings, job_store(settings), ModelCache(ModelStore(settings.model_store_dir)))
+
+
+def job_store(settings: Settings) -> JobStore:
+    """Return a job store on a new Redis connection."""
+    client = redis.Redis.from_url(settings.redis_url.reveal(), socket_timeout=10, health_check_interval=10)
+    return JobStore(client, settings.result_ttl_seconds, settings.job_deadline_seconds)
+
+
+@worker_process_init.connect
+def load_model_once(**_: object) -> None:
+    """Load the serving model when a worker process starts, not when the first job arrives."""
+    state = process_state()
+    try:
+        state.models.preload_current(state.settings.model_name)
+    except ModelStoreError:
+        log.exception("could not preload model %s", state.settings.model_name)
+
+
+@shared_task(
+    name=SCORE_CHUNK,
+    autoretry_for=(redis.ConnectionError, redis.TimeoutError),
+    retry_backoff=True,
+    max_retries=10,
+)
+def score_chunk(job_id: str, chunk: int) -> None:
+    """Score one chunk of a job and record its results; safe to run more than once."""
+    state = process_state()
+    jobs = state.jobs
+    if jobs.start_chunk(job_id, chunk, state.settings.max_chunk_retries + 1) != 0:
+        return
+    job = jobs.get(job_id)
+    records = jobs.payload(job_id, chunk)
+    if job is None or records is None:
+        jobs.fail(job_id, f"the payload of chunk {chunk} expired before it ran")
+        return
+    try:
+        model = state.models.get(job["model_name"], int(job["model_version"]))
+        first_row = chunk * int(job["chunk_rows"])
+        results = score_records(model.pipeline, records, float(job["threshold"]), first_row)
+    except ModelStoreError as exc:
+        jobs.fail(job_id, f"model {job['model_name']} v{job['model_version']} cannot be loaded: {exc}")
+        return
+    except SoftTimeLimitExceeded:
+        jobs.fail(job_id, f"chunk {chunk} exceeded the time limit of {state.settings.task_soft_time_limit} s")
+        return
+    jobs.finish_chunk(job_id, chunk, len(records), orjson.dumps(results))
+    log.info("scored chunk %d of job %s: %d rows", chunk, job_id, len(records))
+
+
+@worker_ready.connect
+def start_watchdog(sender: object = None, **_: object) -> None:
+    """Run the watchdog in the worker's main process; a Redis lock lets one worker sweep at a time."""
+    settings: Settings = current_app.conf.glmq_settings
+    watchdog = Watchdog(current_app, job_store(settings), settings)
+    current_app.conf.glmq_watchdog = watchdog
+    watchdog.start()
+
+
+@worker_shutdown.connect
+def stop_watchdog(**_: object) -> None:
+    """Stop the watchdog thread with the worker."""
+    watchdog = current_app.conf.get("glmq_watchdog")
+    if watchdog is not None:
+        watchdog.stop()

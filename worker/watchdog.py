@@ -1,0 +1,77 @@
+"""The watchdog: no accepted job may stay queued or running for ever.
+
+Celery beat runs `sweep` every WATCHDOG_INTERVAL_SECONDS. For every live job:
+- past its deadline, it is failed with a reason;
+- stalled (no chunk started or finished for STALL_SECONDS) while the queue is
+  empty, its unfinished chunks are enqueued again. That recovers chunks whose
+  message died with a worker or with Redis, long before the broker's visibility
+  timeout would; running a chunk twice is harmless, since results are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import redis
+from celery import Celery
+
+from settings import Settings
+from worker.celery_app import QUEUE, SCORE_CHUNK
+from worker.jobs import PREFIX, TERMINAL, JobStore
+
+log = logging.getLogger(__name__)
+
+
+def sweep(jobs: JobStore, app: Celery, stall_seconds: float, now: float | None = None) -> dict[str, int]:
+    """Fail overdue jobs and re-drive stalled ones; return what was done."""
+    now = time.time() if now is None else now
+    counts = {"failed": 0, "redriven": 0, "forgotten": 0}
+    backlog = jobs.client.llen(QUEUE)
+    for job_id, deadline in jobs.live():
+        record = jobs.get(job_id)
+        if record is None or record["status"] in TERMINAL:
+            jobs.forget_deadline(job_id)
+            counts["forgotten"] += 1
+        elif now >= deadline:
+            reason = f"deadline exceeded: {record['rows_done']} of {record['rows']} rows scored"
+            counts["failed"] += jobs.fail(job_id, reason)
+        elif backlog == 0 and now - float(record["heartbeat"]) >= stall_seconds:
+            pending = jobs.pending_chunks(job_id, int(record["chunks"]))
+            jobs.touch(job_id)
+            for chunk in pending:
+                app.send_task(SCORE_CHUNK, args=[job_id, chunk])
+            log.warning("re-drove %d chunk(s) of stalled job %s", len(pending), job_id)
+            counts["redriven"] += 1
+    return counts
+
+
+class Watchdog(threading.Thread):
+    """Sweeps every interval, when it wins the lock that keeps scaled-out workers from all sweeping."""
+
+    LOCK = f"{PREFIX}:watchdog"
+
+    def __init__(self, app: Celery, jobs: JobStore, settings: Settings) -> None:
+        super().__init__(name="glmq-watchdog", daemon=True)
+        self.app = app
+        self.jobs = jobs
+        self.interval = settings.watchdog_interval_seconds
+        self.stall_seconds = settings.stall_seconds
+        self.identity = f"{socket.gethostname()}:{threading.get_native_id()}"
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                if self.jobs.client.set(self.LOCK, self.identity, nx=True, ex=max(1, int(self.interval))):
+                    counts = sweep(self.jobs, self.app, self.stall_seconds)
+                    if any(counts.values()):
+                        log.info("watchdog sweep: %s", counts)
+            except redis.RedisError as exc:
+                log.warning("watchdog cannot reach redis: %s", type(exc).__name__)
+
+    def stop(self) -> None:
+        """Ask the thread to finish after its current sweep."""
+        self._stopped.set()
