@@ -22,6 +22,9 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 
+up: install
+	$(BIN)/python -m stack
+
 bootstrap: install
 	$(BIN)/python -m training bootstrap
 

