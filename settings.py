@@ -59,7 +59,7 @@ class Settings:
     model_name: str = "glm26"
     port: int = 1313
     max_batch_rows: int = 100_000
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = 256 * 1024 * 1024
     chunk_rows: int = 5_000
     result_ttl_seconds: int = 24 * 3600
     job_deadline_seconds: int = 600

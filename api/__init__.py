@@ -7,7 +7,7 @@ import logging
 import redis
 from flask import Flask
 
-from api import errors, routes
+from api import auth, errors, routes
 from api.services import Services
 from model_store import ModelStore
 from settings import Settings
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         models=ModelStore(settings.model_store_dir),
     )
     errors.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(routes.bp)
     logging.getLogger(__name__).info("api settings: %s", settings.describe())
     return app

@@ -37,6 +37,11 @@ def parse_batch(request: Request, max_rows: int, max_bytes: int) -> list[dict[st
     return records
 
 
+def project(records: list[dict[str, Any]], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Keep only the fields the model reads, so Redis and the workers carry nothing else."""
+    return [{name: record[name] for name in fields if name in record} for record in records]
+
+
 def _read_body(request: Request, max_bytes: int) -> bytes:
     if request.content_length is not None:  # Werkzeug has already refused a declared excess
         return request.get_data(cache=False)

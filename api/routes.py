@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from api.batches import parse_batch, parse_threshold
+from api.batches import parse_batch, parse_threshold, project
 from api.errors import ApiError
+from api.openapi import build_spec
 from api.services import services
 from worker.celery_app import SCORE_CHUNK
 from worker.jobs import JobStatus, NewJob
@@ -35,7 +36,7 @@ def predict() -> tuple[Response, int, dict[str, str]]:
         owner=request.environ.get("glmq.owner", ""),
     )
     try:
-        job_id, chunks = svc.jobs.create(job, records)
+        job_id, chunks = svc.jobs.create(job, project(records, model.input_fields))
     except orjson.JSONEncodeError as exc:
         raise ApiError(422, "invalid_record", f"A record cannot be stored: {exc}.") from None
     try:
@@ -85,6 +86,17 @@ def task(task_id: str) -> Response:
     if results is not None:
         head = head[:-1] + b',"results":' + results + b"}"
     return Response(head, status=200, mimetype="application/json")
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """Describe the API, with the serving model's input fields when one serves."""
+    svc = services()
+    try:
+        fields = svc.serving_model().input_fields
+    except ApiError:
+        fields = ()
+    return jsonify(build_spec(svc.settings, fields))
 
 
 @bp.get("/health")

@@ -21,6 +21,7 @@ class ServingModel:
     name: str
     version: int
     threshold: float
+    input_fields: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,12 @@ class Services:
             version = self.models.current(name)
             if version is None:
                 raise ModelStoreError(f"no version of {name!r} is promoted")
-            threshold = float(self.models.manifest(name, version)["threshold"])
+            manifest = self.models.manifest(name, version)
+            threshold = float(manifest["threshold"])
+            fields = tuple(manifest["input_fields"])
         except (ModelStoreError, KeyError, ValueError, OSError) as exc:
             raise ApiError(503, "model_unavailable", f"No model is being served: {exc}") from None
-        return ServingModel(name, version, threshold)
+        return ServingModel(name, version, threshold, fields)
 
 
 def services() -> Services:

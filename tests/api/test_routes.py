@@ -149,3 +149,9 @@ def test_no_serving_model_is_503(settings, tmp_path) -> None:
     response = post(client, RECORD)
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "model_unavailable"
+
+
+def test_only_the_fields_the_model_reads_are_stored(client, redis_db) -> None:
+    record = {**RECORD, "x0": "1.5", "x63": "62.59%", "unrelated": {"deep": [1, 2]}}
+    task_id = post(client, record).get_json()["task_id"]
+    assert json.loads(redis_db.get(f"glmq:payload:{task_id}:0")) == [RECORD]

@@ -1,0 +1,76 @@
+"""Optional API keys and per-key rate limiting, checked before every prediction endpoint.
+
+With API_KEYS set, POST /predict and GET /tasks/<id> need `Authorization: Bearer <key>`.
+Each job is bound to the key that created it (by a hash of the key, never the key
+itself), so another key cannot see it. RATE_LIMIT_PER_MINUTE, when above zero,
+limits requests per key (or per client address without keys) in a fixed window
+counted in Redis, so every API process shares the count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+from flask import Flask, request
+
+from api.errors import ApiError
+from api.services import services
+
+OPEN_ENDPOINTS = ("predictions.health", "predictions.openapi")
+
+
+def owner_of(key: str) -> str:
+    """Return the stable, non-reversible id under which a key's jobs are stored."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def authenticate() -> str:
+    """Return the caller's owner id ('' when keys are off); refuse a missing or unknown key."""
+    keys = services().settings.api_keys
+    if not keys:
+        return ""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    presented = presented.strip()
+    known = any(hmac.compare_digest(presented.encode(), key.reveal().encode()) for key in keys)
+    if scheme.lower() != "bearer" or not presented or not known:
+        raise ApiError(
+            401, "unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="predictions"'},
+        )  # fmt: skip
+    return owner_of(presented)
+
+
+def enforce_rate_limit(owner: str) -> None:
+    """Count this request in the caller's one-minute window; refuse it past the limit."""
+    svc = services()
+    limit = svc.settings.rate_limit_per_minute
+    if limit <= 0:
+        return
+    now = time.time()
+    window = int(now // 60)
+    caller = owner or f"addr:{request.remote_addr}"
+    key = f"glmq:rate:{caller}:{window}"
+    pipe = svc.redis.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 61)
+    count, _ = pipe.execute()
+    if count > limit:
+        retry_after = max(1, int((window + 1) * 60 - now) + 1)
+        raise ApiError(
+            429, "rate_limited", f"More than {limit} requests this minute; retry after {retry_after} s.",
+            {"limit_per_minute": limit}, headers={"Retry-After": str(retry_after)},
+        )  # fmt: skip
+
+
+def init_app(app: Flask) -> None:
+    """Check the key and the rate before every endpoint but /health."""
+
+    @app.before_request
+    def guard() -> None:
+        if request.endpoint in OPEN_ENDPOINTS or request.endpoint is None:
+            return
+        owner = authenticate()
+        request.environ["glmq.owner"] = owner
+        enforce_rate_limit(owner)

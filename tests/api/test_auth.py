@@ -1,0 +1,63 @@
+from dataclasses import replace
+
+import pytest
+
+from api import create_app
+from settings import Secret
+from tests.api.test_routes import RECORD, post
+
+KEYS = (Secret("alpha-key"), Secret("beta-key"))
+
+
+@pytest.fixture
+def keyed_client(settings):
+    return create_app(replace(settings, api_keys=KEYS)).test_client()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.mark.parametrize("headers", [{}, bearer("wrong"), {"Authorization": "Basic alpha-key"}, bearer("")])
+def test_without_a_valid_key_predict_and_tasks_are_401(keyed_client, headers) -> None:
+    for response in (
+        post(keyed_client, RECORD, headers=headers),
+        keyed_client.get(f"/tasks/{'0' * 32}", headers=headers),
+    ):
+        assert response.status_code == 401
+        assert response.get_json()["error"]["code"] == "unauthorized"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_health_needs_no_key(keyed_client) -> None:
+    assert keyed_client.get("/health").status_code == 200
+
+
+def test_a_task_is_visible_only_to_the_key_that_created_it(keyed_client, redis_db) -> None:
+    response = post(keyed_client, RECORD, headers=bearer("alpha-key"))
+    assert response.status_code == 202
+    task_url = response.headers["Location"]
+    assert keyed_client.get(task_url, headers=bearer("alpha-key")).status_code == 200
+    other = keyed_client.get(task_url, headers=bearer("beta-key"))
+    assert other.status_code == 404
+    assert other.get_json()["error"]["code"] == "task_not_found"
+    stored_owner = redis_db.hget(f"glmq:job:{response.get_json()['task_id']}", "owner").decode()
+    assert stored_owner and "alpha" not in stored_owner
+
+
+def test_rate_limit_answers_429_with_retry_after_per_key(settings, redis_db) -> None:
+    client = create_app(replace(settings, api_keys=KEYS, rate_limit_per_minute=3)).test_client()
+    statuses = [post(client, RECORD, headers=bearer("alpha-key")).status_code for _ in range(5)]
+    assert statuses[:3] == [202, 202, 202] and statuses[3:] == [429, 429]
+    limited = post(client, RECORD, headers=bearer("alpha-key"))
+    assert limited.get_json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+    assert post(client, RECORD, headers=bearer("beta-key")).status_code == 202
+
+
+def test_keys_never_appear_in_settings_output(settings) -> None:
+    shown = replace(settings, api_keys=KEYS, redis_url=Secret("redis://:hunter2@db:6379/0"))
+    text = repr(shown) + str(shown.describe())
+    assert "alpha-key" not in text and "hunter2" not in text
+    assert shown.describe()["redis_url"] == "redis://:*****@db:6379/0"
+    assert shown.describe()["api_keys"] == "2 key(s)"
