@@ -8,6 +8,7 @@ from api.errors import HTTP_CODES
 from settings import Settings
 
 _RAW_VALUE = {"type": ["string", "number", "integer", "boolean", "null"]}
+_HEALTH = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -91,21 +92,8 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
             "/health": {
                 "get": {
                     "operationId": "health",
-                    "responses": {
-                        "200": {
-                            "description": "Up.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {"status": {"const": "ok"}},
-                                        "required": ["status"],
-                                    }
-                                }
-                            },
-                        }
-                    },
-                }  # fmt: skip
+                    "responses": {"200": {"description": "Up.", "content": {"application/json": {"schema": _HEALTH}}}},
+                }
             },
         },
         "components": {

@@ -28,12 +28,12 @@ LOCAL_REDIS_PORT = 6380
 log = logging.getLogger("stack")
 
 
-class Stopped(Exception):
+class StopRequestedError(Exception):
     """Ctrl-C or SIGTERM arrived."""
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    raise Stopped
+    raise StopRequestedError
 
 
 def run(var: Path, workers: int | None) -> int:
@@ -62,7 +62,7 @@ def run(var: Path, workers: int | None) -> int:
         dead = [p.name for p in processes if not p.alive()]
         log.error("%s exited; stopping the rest", ", ".join(dead))
         return 1
-    except (KeyboardInterrupt, Stopped):
+    except (KeyboardInterrupt, StopRequestedError):
         log.info("stopping")
         return 0
     except StartupError as exc:
