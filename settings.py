@@ -63,9 +63,9 @@ class Settings:
     chunk_rows: int = 5_000
     result_ttl_seconds: int = 24 * 3600
     job_deadline_seconds: int = 600
-    task_soft_time_limit: int = 120
-    task_time_limit: int = 150
-    visibility_timeout: int = 180
+    task_soft_time_limit: int = 60
+    task_time_limit: int = 90
+    visibility_timeout: int = 150
     max_chunk_retries: int = 3
     watchdog_interval_seconds: int = 10
     stall_seconds: int = 30

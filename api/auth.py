@@ -3,8 +3,9 @@
 With API_KEYS set, POST /predict and GET /tasks/<id> need `Authorization: Bearer <key>`.
 Each job is bound to the key that created it (by a hash of the key, never the key
 itself), so another key cannot see it. RATE_LIMIT_PER_MINUTE, when above zero,
-limits requests per key (or per client address without keys) in a fixed window
-counted in Redis, so every API process shares the count.
+limits submissions (POST /predict) per key, or per client address without keys,
+in a fixed one-minute window counted in Redis, so every API process shares the
+count. Polling is not counted: it is a cheap read, and clients poll often.
 """
 
 from __future__ import annotations
@@ -73,4 +74,5 @@ def init_app(app: Flask) -> None:
             return
         owner = authenticate()
         request.environ["glmq.owner"] = owner
-        enforce_rate_limit(owner)
+        if request.method == "POST":
+            enforce_rate_limit(owner)

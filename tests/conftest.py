@@ -49,14 +49,16 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
 
-    def restart(self, kill: bool = True) -> None:
-        """Stop the server (kill -9, or a clean SHUTDOWN) and start it again on the same data."""
+    def stop(self, kill: bool) -> None:
+        """Stop the server: kill -9, or a clean SHUTDOWN that flushes the AOF."""
         if kill:
             self.process.signal_group(signal.SIGKILL)
-            self.process.popen.wait(10)
         else:
             self.client().shutdown()
-            self.process.popen.wait(10)
+        self.process.popen.wait(10)
+
+    def start(self) -> None:
+        """Start the server again on the same port and data."""
         self.process = start_redis(self.port, self.data_dir, self.log_dir)
 
 

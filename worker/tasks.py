@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import orjson
 import redis
 from celery import current_app, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.signals import task_failure, worker_process_init, worker_ready, worker_shutdown
 
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
@@ -84,6 +84,17 @@ def score_chunk(job_id: str, chunk: int) -> None:
         return
     jobs.finish_chunk(job_id, chunk, len(records), orjson.dumps(results))
     log.info("scored chunk %d of job %s: %d rows", chunk, job_id, len(records))
+
+
+@task_failure.connect
+def fail_job_on_hard_time_limit(
+    sender: object = None, exception: BaseException | None = None, args: tuple = (), **_: object
+) -> None:
+    """After a hard time limit the pool replaces the process and acks the message: fail the job now."""
+    is_chunk = getattr(sender, "name", None) == SCORE_CHUNK
+    if is_chunk and isinstance(exception, TimeLimitExceeded) and len(args) == 2:
+        limit = current_app.conf.task_time_limit
+        process_state().jobs.fail(str(args[0]), f"chunk {args[1]} exceeded the hard time limit of {limit} s")
 
 
 @worker_ready.connect

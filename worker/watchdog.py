@@ -2,10 +2,11 @@
 
 Celery beat runs `sweep` every WATCHDOG_INTERVAL_SECONDS. For every live job:
 - past its deadline, it is failed with a reason;
-- stalled (no chunk started or finished for STALL_SECONDS) while the queue is
-  empty, its unfinished chunks are enqueued again. That recovers chunks whose
-  message died with a worker or with Redis, long before the broker's visibility
-  timeout would; running a chunk twice is harmless, since results are idempotent.
+- stalled while the queue is empty, its unfinished chunks are enqueued again.
+  Stalled means no chunk started or finished for TASK_TIME_LIMIT + STALL_SECONDS:
+  by then any chunk still marked running has died with its worker or its message
+  with Redis, since a live one would have finished or been killed at the hard
+  limit. Running a chunk twice is harmless, since results are idempotent.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def sweep(jobs: JobStore, app: Celery, stall_seconds: float, now: float | None = None) -> dict[str, int]:
-    """Fail overdue jobs and re-drive stalled ones; return what was done."""
+    """Fail overdue jobs and re-drive those without progress for `stall_seconds`; return what was done."""
     now = time.time() if now is None else now
     counts = {"failed": 0, "redriven": 0, "forgotten": 0}
     backlog = jobs.client.llen(QUEUE)
@@ -58,7 +59,7 @@ class Watchdog(threading.Thread):
         self.app = app
         self.jobs = jobs
         self.interval = settings.watchdog_interval_seconds
-        self.stall_seconds = settings.stall_seconds
+        self.stall_seconds = settings.task_time_limit + settings.stall_seconds
         self.identity = f"{socket.gethostname()}:{threading.get_native_id()}"
         self._stopped = threading.Event()
 

@@ -61,3 +61,10 @@ def test_keys_never_appear_in_settings_output(settings) -> None:
     assert "alpha-key" not in text and "hunter2" not in text
     assert shown.describe()["redis_url"] == "redis://:*****@db:6379/0"
     assert shown.describe()["api_keys"] == "2 key(s)"
+
+
+def test_polling_is_not_rate_limited(settings, redis_db) -> None:
+    client = create_app(replace(settings, rate_limit_per_minute=1)).test_client()
+    task_url = post(client, RECORD).headers["Location"]
+    assert post(client, RECORD).status_code == 429
+    assert [client.get(task_url).status_code for _ in range(5)] == [200] * 5

@@ -1,0 +1,124 @@
+"""`python -m client predict FILE`: score a CSV or JSON file with the prediction service.
+
+Exit status: 0 done, 1 the job failed or took too long, 2 the service or the input refused
+the request (a 4xx, an unreadable file), 3 the service could not be reached after retrying.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from client.api import PredictionClient
+from client.errors import ClientError, ConnectionFailedError, InputError, JobFailedError, WaitTimeoutError
+from client.files import output_format, read_records, write_json_lines, write_results
+
+DEFAULT_URL = "http://127.0.0.1:1313"
+EXIT_JOB_FAILED = 1
+EXIT_REFUSED = 2
+EXIT_UNREACHABLE = 3
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser; defaults for the URL and key come from PREDICT_URL and API_KEY."""
+    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="score the records of a .csv, .json or .jsonl file")
+    predict.add_argument("file", type=Path, help="records: CSV with a header x0..x99 (a y column is dropped), or JSON")
+    predict.add_argument(
+        "--url",
+        default=os.environ.get("PREDICT_URL") or DEFAULT_URL,
+        help=f"service base URL (default: $PREDICT_URL or {DEFAULT_URL})",
+    )
+    predict.add_argument(
+        "--threshold", type=float, help="cutoff for business_outcome, in [0, 1] (default: the model's)"
+    )
+    predict.add_argument("--out", type=Path, help="results file, .csv, .json or .jsonl (default: JSON lines on stdout)")
+    predict.add_argument(
+        "--batch-rows", type=_positive_int, help="at most this many records per job (default: one job)"
+    )
+    predict.add_argument(
+        "--retries", type=int, default=5, help="further attempts on 503, 429 and connection failures (default: 5)"
+    )
+    predict.add_argument(
+        "--api-key", default=os.environ.get("API_KEY") or None, help="bearer key (default: $API_KEY, which is safer)"
+    )
+    return parser
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Read the file, score it with a progress bar, write the results and a summary."""
+    started = time.monotonic()
+    if args.out is not None:
+        output_format(args.out)  # refuse an unknown extension before doing any work
+    records = read_records(args.file)
+    with (
+        PredictionClient(args.url, api_key=args.api_key, retries=args.retries) as client,
+        tqdm(total=len(records), unit="row", desc="scoring", file=sys.stderr) as bar,
+    ):
+
+        def show(rows_done: int, rows: int) -> None:
+            bar.update(rows_done - bar.n)
+
+        results = client.predict(records, threshold=args.threshold, batch_rows=args.batch_rows, on_progress=show)
+    if args.out is None:
+        write_json_lines(results, sys.stdout)
+        sys.stdout.flush()
+    else:
+        write_results(results, args.out)
+    print(_summary(results, time.monotonic() - started, args.out), file=sys.stderr)
+    return 0
+
+
+def _summary(results: list[dict[str, Any]], seconds: float, out: Path | None) -> str:
+    errors = sum("error" in item for item in results)
+    events = sum(item.get("business_outcome") == 1 for item in results)
+    where = f"; results in {out}" if out is not None else ""
+    return (
+        f"{len(results) - errors} rows scored, {errors} rows with errors, "
+        f"{events} events (business_outcome 1), {seconds:.1f} s{where}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return predict(args)
+    except ClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.details is not None:
+            print(f"details: {json.dumps(exc.details)}", file=sys.stderr)
+        if exc.code == "too_many_rows":
+            print("hint: split the input with --batch-rows", file=sys.stderr)
+        return EXIT_REFUSED
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ConnectionFailedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except (JobFailedError, WaitTimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""A small client of the prediction service: submit records, follow the job, collect the results."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from client.errors import ClientError, ConnectionFailedError, InputError, JobFailedError, WaitTimeoutError
+from client.retries import RETRY_STATUSES, RetryPolicy
+
+Record = Mapping[str, Any]
+ProgressCallback = Callable[[int, int], None]
+
+# Failures of the transport, not answers of the service: worth another attempt.
+_TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A job the service accepted."""
+
+    task_id: str
+    rows: int
+    threshold: float
+    model_name: str
+    model_version: int
+    status_url: str
+
+
+class PredictionClient:
+    """Talk to one prediction service; retry 503, 429 and transport failures with exponential backoff.
+
+    `retries` is the number of further attempts after the first; `timeout` bounds each HTTP request.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 60,
+        retries: int = 5,
+        backoff: float = 0.5,
+        session: requests.Session | None = None,
+        max_delay: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = RetryPolicy(retries=max(0, retries), backoff=backoff, max_delay=max_delay)
+        self._api_key = api_key
+        self._owns_session = session is None
+        self.session = session if session is not None else requests.Session()
+
+    def __repr__(self) -> str:
+        return f"PredictionClient({self.base_url!r})"
+
+    def __enter__(self) -> PredictionClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session, if this client created it."""
+        if self._owns_session:
+            self.session.close()
+
+    def submit(self, records: Record | Sequence[Record], threshold: float | None = None) -> Submitted:
+        """Submit one record or a list of records as one job."""
+        params = {} if threshold is None else {"threshold": repr(float(threshold))}
+        response = self._request(
+            "POST", "/predict", data=_encode(records), params=params, headers={"Content-Type": "application/json"}
+        )
+        body = response.json()
+        return Submitted(
+            task_id=body["task_id"],
+            rows=int(body["rows"]),
+            threshold=float(body["threshold"]),
+            model_name=body["model"]["name"],
+            model_version=int(body["model"]["version"]),
+            status_url=body["status_url"],
+        )
+
+    def status(self, task_id: str) -> dict[str, Any]:
+        """Return the job's current status body, with its results once it succeeded."""
+        return self._request("GET", f"/tasks/{quote(task_id, safe='')}").json()
+
+    def wait(
+        self,
+        task_id: str,
+        on_progress: ProgressCallback | None = None,
+        poll_interval: float = 0.2,
+        timeout: float | None = 900.0,
+    ) -> dict[str, Any]:
+        """Poll the job until it succeeds and return its final body; raise JobFailedError if it fails."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: tuple[int, int] | None = None
+        while True:
+            body = self.status(task_id)
+            progress = (int(body["rows_done"]), int(body["rows"]))
+            if on_progress is not None and progress != seen:
+                on_progress(*progress)
+            seen = progress
+            if body["status"] == "succeeded":
+                return body
+            if body["status"] == "failed":
+                error = body.get("error") or {}
+                raise JobFailedError(task_id, error.get("code", "job_failed"), error.get("message", "unknown"))
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeoutError(task_id, body["status"], timeout or 0.0)
+            time.sleep(poll_interval)
+
+    def predict(
+        self,
+        records: Record | Sequence[Record],
+        threshold: float | None = None,
+        batch_rows: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        *,
+        poll_interval: float = 0.2,
+        wait_timeout: float | None = 900.0,
+    ) -> list[dict[str, Any]]:
+        """Score records in jobs of at most `batch_rows` and return every result, `row` counted over the input."""
+        rows = [records] if isinstance(records, Mapping) else list(records)
+        spans = _spans(len(rows), batch_rows)
+        # Submit every batch first, so that the workers share them, then collect in order.
+        jobs = [(start, self.submit(rows[start:stop], threshold)) for start, stop in spans]
+        progress = _Progress(len(rows), [job.rows for _, job in jobs], on_progress)
+        results: list[dict[str, Any]] = []
+        for index, (start, job) in enumerate(jobs):
+            body = self.wait(job.task_id, progress.callback(index), poll_interval, wait_timeout)
+            progress.finished(index)
+            results.extend({**item, "row": start + int(item["row"])} for item in body["results"])
+        return results
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = self.base_url + path
+        headers = dict(kwargs.pop("headers", {}))
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        attempts = self.retry.retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            except _TRANSPORT_ERRORS as exc:
+                if last:
+                    raise ConnectionFailedError(self.base_url, attempts, _reason(exc)) from exc
+                time.sleep(self.retry.delay(attempt))
+                continue
+            if response.status_code < 400:
+                return response
+            if response.status_code in RETRY_STATUSES and not last:
+                response.close()
+                time.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
+                continue
+            raise error_from_response(response)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def error_from_response(response: requests.Response) -> ClientError:
+    """Build a ClientError from an error response, whether or not it has the service's JSON shape."""
+    try:
+        error = response.json()["error"]
+        return ClientError(response.status_code, str(error["code"]), str(error["message"]), error.get("details"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = " ".join(response.text.split())[:200]
+        return ClientError(response.status_code, "http_error", text or response.reason or "no message")
+
+
+class _Progress:
+    """Sum the progress of several jobs into one non-decreasing count."""
+
+    def __init__(self, total: int, rows: list[int], on_progress: ProgressCallback | None) -> None:
+        self.total = total
+        self.rows = rows
+        self.done = [0] * len(rows)
+        self.reported = -1
+        self.on_progress = on_progress
+
+    def callback(self, index: int) -> ProgressCallback | None:
+        if self.on_progress is None:
+            return None
+
+        def update(rows_done: int, rows: int) -> None:
+            self.done[index] = max(self.done[index], rows_done)
+            self._report()
+
+        return update
+
+    def finished(self, index: int) -> None:
+        self.done[index] = self.rows[index]
+        self._report()
+
+    def _report(self) -> None:
+        count = sum(self.done)
+        if self.on_progress is not None and count > self.reported:
+            self.reported = count
+            self.on_progress(count, self.total)
+
+
+def _spans(count: int, batch_rows: int | None) -> list[tuple[int, int]]:
+    if batch_rows is not None and batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    if batch_rows is None or count == 0:
+        return [(0, count)]  # an empty input still goes to the service, which names the problem
+    return [(start, min(start + batch_rows, count)) for start in range(0, count, batch_rows)]
+
+
+def _encode(records: Record | Sequence[Record]) -> bytes:
+    payload = records if isinstance(records, Mapping) else list(records)
+    try:
+        return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"the records cannot be sent as JSON: {exc}") from None
+
+
+def _reason(exc: Exception) -> str:
+    # requests wraps urllib3's error, whose reason reads "HTTPConnection(host=..., port=...): what happened".
+    inner = exc.args[0] if exc.args else exc
+    text = str(getattr(inner, "reason", None) or inner)
+    return text.split("): ", 1)[-1] or type(exc).__name__

@@ -1,0 +1,124 @@
+"""A real HTTP server on 127.0.0.1 that answers from a script, and records what it was asked."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to sleep before answering, to make the client time out
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Responder = Callable[[Seen], Reply]
+
+
+class ScriptedServer:
+    """Answer each request with the next reply of the script; the last one repeats once the script runs out."""
+
+    def __init__(self) -> None:
+        self.seen: list[Seen] = []
+        self._script: list[Reply | Responder] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._httpd.handle_error = lambda request, address: None  # a client that timed out hung up; fine
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05})
+
+    def script(self, *replies: Reply | Responder) -> None:
+        with self._lock:
+            self._script = list(replies)
+
+    def paths(self) -> list[str]:
+        return [f"{seen.method} {seen.path}" for seen in self.seen]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    def _answer(self, seen: Seen) -> Reply:
+        with self._lock:
+            self.seen.append(seen)
+            step = self._script.pop(0) if len(self._script) > 1 else self._script[0]
+        return step(seen) if callable(step) else step
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._serve()
+
+            def do_POST(self) -> None:
+                self._serve()
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                reply = server._answer(Seen(self.command, self.path, dict(self.headers), body))
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if isinstance(reply.body, bytes | str):
+                    payload = reply.body.encode() if isinstance(reply.body, str) else reply.body
+                    content_type = "text/html"
+                else:
+                    payload = json.dumps(reply.body).encode()
+                    content_type = "application/json"
+                self.send_response(reply.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+def error(status: int, code: str, message: str, details: Any = None, **headers: str) -> Reply:
+    """Return a reply in the service's error shape."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return Reply(status, {"error": body}, {name.replace("_", "-"): value for name, value in headers.items()})
+
+
+def accepted(task_id: str = "a" * 32, rows: int = 1, threshold: float = 0.712) -> Reply:
+    """Return the service's 202 for a new job."""
+    body = {
+        "task_id": task_id,
+        "status": "queued",
+        "rows": rows,
+        "model": {"name": "glm26", "version": 1},
+        "threshold": threshold,
+        "status_url": f"/tasks/{task_id}",
+    }
+    return Reply(202, body, {"Location": f"/tasks/{task_id}"})

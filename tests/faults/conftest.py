@@ -1,0 +1,139 @@
+"""Each fault test gets its own redis-server, workers and API, all on loopback."""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from stack.commands import worker_command
+from stack.processes import Process, free_port, spawn, start_api, start_redis, wait_until
+from tests.conftest import RedisServer
+
+TERMINAL = ("succeeded", "failed")
+
+
+@dataclass
+class FaultStack:
+    """Processes under test, and helpers to load them and read what happened."""
+
+    root: Path
+    env: dict[str, str]
+    redis: RedisServer
+    url: str = ""
+    api: Process | None = None
+    workers: list[Process] = field(default_factory=list)
+
+    def start_worker(self, name: str, concurrency: int = 2, app: str = "worker") -> Process:
+        argv = [*worker_command(concurrency), "--hostname", f"{name}@%h"]
+        argv[argv.index("--app") + 1] = app
+        process = spawn(name, argv, self.root / "logs" / f"{name}.log", self.env)
+        wait_until(lambda: " ready." in process.log_path.read_text(errors="replace"), 60, name)
+        self.workers.append(process)
+        return process
+
+    def start_api(self) -> None:
+        bind = f"127.0.0.1:{free_port()}"
+        self.api = start_api(self.env, self.root / "logs", bind)
+        self.url = f"http://{bind}"
+
+    def submit(self, records: Any, timeout: float = 30) -> requests.Response:
+        return requests.post(f"{self.url}/predict", json=records, timeout=timeout)
+
+    def submit_many(self, batches: list[Any], threads: int = 4) -> list[requests.Response]:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(self.submit, batches))
+
+    def status(self, task_id: str) -> requests.Response:
+        return requests.get(f"{self.url}/tasks/{task_id}", timeout=30)
+
+    def wait_all(self, task_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+        """Poll until every task is finished or gone; return the last body (or a 404 marker) of each."""
+        deadline = time.monotonic() + timeout
+        final: dict[str, dict[str, Any]] = {}
+        while time.monotonic() < deadline and len(final) < len(task_ids):
+            for task_id in task_ids:
+                if task_id in final:
+                    continue
+                try:
+                    response = self.status(task_id)
+                except requests.ConnectionError:
+                    continue
+                if response.status_code == 404:
+                    final[task_id] = {"status": "lost"}
+                elif response.status_code == 200 and response.json()["status"] in TERMINAL:
+                    final[task_id] = response.json()
+            time.sleep(0.2)
+        for task_id in task_ids:
+            final.setdefault(task_id, {"status": "stuck"})
+        return final
+
+    def chunk_runs(self) -> collections.Counter[tuple[str, int]]:
+        """Count completed runs of each (job, chunk) across every worker log."""
+        runs: collections.Counter[tuple[str, int]] = collections.Counter()
+        pattern = re.compile(r"scored chunk (\d+) of job ([0-9a-f]{32})")
+        for log in (self.root / "logs").glob("*.log"):
+            for chunk, job in pattern.findall(log.read_text(errors="replace")):
+                runs[(job, int(chunk))] += 1
+        return runs
+
+    def redelivered_chunks(self, task_ids: list[str]) -> int:
+        """Count chunks that were started more than once (Redis keeps a delivery count per chunk)."""
+        client = self.redis.client()
+        return sum(1 for task_id in task_ids for count in client.hvals(f"glmq:attempts:{task_id}") if int(count) > 1)
+
+    def children(self, process: Process) -> list[int]:
+        """Return the pool processes of a Celery worker."""
+        pids = []
+        for listing in Path(f"/proc/{process.pid}/task").glob("*/children"):
+            for pid in listing.read_text().split():
+                status = Path(f"/proc/{pid}/status")
+                if status.exists() and "\nState:\tZ" not in status.read_text():
+                    pids.append(int(pid))
+        return sorted(pids)
+
+
+@pytest.fixture
+def fault_stack(tmp_path: Path, model_store_dir: Path) -> Iterator[FaultStack]:
+    port = free_port()
+    redis = RedisServer(
+        port, tmp_path / "redis", tmp_path / "logs", start_redis(port, tmp_path / "redis", tmp_path / "logs")
+    )
+    env = {
+        "REDIS_URL": redis.url,
+        "MODEL_STORE_DIR": str(model_store_dir),
+        "CHUNK_ROWS": "500",
+        "WATCHDOG_INTERVAL_SECONDS": "1",
+        "STALL_SECONDS": "2",
+        "VISIBILITY_TIMEOUT": "20",
+        "TASK_SOFT_TIME_LIMIT": "3",
+        "TASK_TIME_LIMIT": "5",
+        "MAX_CHUNK_RETRIES": "2",
+        "JOB_DEADLINE_SECONDS": "240",
+    }
+    stack = FaultStack(tmp_path, env, redis)
+    try:
+        yield stack
+    finally:
+        for process in [*stack.workers, *([stack.api] if stack.api else [])]:
+            process.stop()
+        redis.process.stop()
+
+
+@pytest.fixture
+def report(capsys: pytest.CaptureFixture[str]):
+    """Print a test's figures to the terminal, past pytest's capture."""
+
+    def show(title: str, figures: dict[str, Any]) -> None:
+        with capsys.disabled():
+            print(f"\n[{title}] " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+
+    return show

@@ -1,0 +1,39 @@
+"""A worker entry point for fault tests: the real app, with scoring that misbehaves on cue.
+
+A chunk holding a record whose x12 is one of these markers:
+- "__crash__": the worker process dies (os._exit), as on a segfault or an OOM kill;
+- "__sleep__": scoring takes 30 s, so the soft time limit interrupts it;
+- "__hang__": scoring ignores the soft limit too, so the hard limit kills the process.
+
+Start it with `celery --app tests.faults.faulty_worker worker`.
+"""
+
+import contextlib
+import os
+import time
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+import worker.tasks
+from worker.celery import app
+
+__all__ = ["app"]
+
+_real_score_records = worker.tasks.score_records
+
+
+def _misbehaving_score_records(pipeline, records, threshold, first_row=0):
+    markers = {record.get("x12") for record in records}
+    if "__crash__" in markers:
+        os._exit(70)
+    if "__sleep__" in markers:
+        time.sleep(30)
+    if "__hang__" in markers:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(SoftTimeLimitExceeded):
+                time.sleep(0.1)
+    return _real_score_records(pipeline, records, threshold, first_row)
+
+
+worker.tasks.score_records = _misbehaving_score_records

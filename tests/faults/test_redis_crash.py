@@ -1,0 +1,86 @@
+"""Redis dies mid-load (kill -9) or restarts cleanly: 503 while down, nothing stuck after."""
+
+import threading
+import time
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.faults
+
+
+def load_in_background(stack, batches, accepted, answers, stop):
+    for batch in batches:
+        if stop.is_set():
+            return
+        try:
+            response = stack.submit(batch, timeout=10)
+        except requests.RequestException as exc:
+            answers.append(type(exc).__name__)
+            continue
+        answers.append(response.status_code)
+        if response.status_code == 202:
+            accepted.append(response.json()["task_id"])
+        elif response.status_code != 503:
+            raise AssertionError(f"unexpected {response.status_code}: {response.text[:200]}")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("kill", [True, False], ids=["kill-9", "graceful"])
+def test_redis_restart_loses_no_accepted_job(fault_stack, real_rows, report, kill) -> None:
+    fault_stack.start_worker("w1", concurrency=2)
+    fault_stack.start_api()
+    records = [r["values"] for r in real_rows["rows"]]
+    batches = [[records[j % len(records)] for j in range(1_500 if i % 4 == 0 else 10)] for i in range(300)]
+    accepted: list[str] = []
+    answers: list[object] = []
+    stop = threading.Event()
+    loader = threading.Thread(target=load_in_background, args=(fault_stack, batches, accepted, answers, stop))
+    loader.start()
+    while len(accepted) < 30:
+        time.sleep(0.05)
+
+    fault_stack.redis.stop(kill)
+    down_post = fault_stack.submit(records[:1], timeout=15)
+    down_get = fault_stack.status(accepted[0])
+    time.sleep(2)
+    fault_stack.redis.start()
+    restarted_at = time.monotonic()
+
+    probe = None
+    while time.monotonic() - restarted_at < 30:
+        response = fault_stack.submit(records[:1], timeout=10)
+        if response.status_code == 202:
+            body = fault_stack.wait_all([response.json()["task_id"]], timeout=30 - (time.monotonic() - restarted_at))
+            if next(iter(body.values()))["status"] == "succeeded":
+                probe = time.monotonic() - restarted_at
+                break
+        time.sleep(0.5)
+    stop.set()
+    loader.join(60)
+
+    final = fault_stack.wait_all(accepted, timeout=300)
+    statuses = [final[t]["status"] for t in accepted]
+    report(
+        f"redis {'kill -9' if kill else 'graceful restart'}",
+        {
+            "jobs accepted": len(accepted),
+            "succeeded": statuses.count("succeeded"),
+            "failed with reason": sum(1 for t in accepted if final[t]["status"] == "failed" and final[t]["error"]),
+            "lost": statuses.count("lost"),
+            "stuck": statuses.count("stuck"),
+            "503 answers during outage": answers.count(503),
+            "seconds until workers consumed again": None if probe is None else round(probe, 1),
+            "seconds until all finished": round(time.monotonic() - restarted_at, 1),
+        },
+    )
+    for response in (down_post, down_get):
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "redis_unavailable"
+    assert probe is not None and probe < 30, "workers did not consume again within 30 s of the restart"
+    assert statuses.count("stuck") == 0
+    assert statuses.count("lost") == 0
+    for task_id in accepted:
+        assert final[task_id]["status"] == "succeeded" or final[task_id]["error"]["message"]
+    if not kill:
+        assert statuses.count("succeeded") == len(accepted)
