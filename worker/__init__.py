@@ -1,1 +1,1 @@
-"""Celery workers. `celery -A worker worker` scores chunks; `celery -A worker beat` runs the watchdog."""
+"""Celery workers: `celery --app worker worker` scores chunks and runs the watchdog thread."""
