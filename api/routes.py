@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
+import msgspec
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from api.batches import parse_batch, parse_threshold, project
+from api.batches import parse_batch, parse_threshold
 from api.errors import ApiError
 from api.openapi import build_spec
 from api.services import services
@@ -23,9 +23,9 @@ _TASK_ID = re.compile(r"[0-9a-f]{32}")
 def predict() -> tuple[Response, int, dict[str, str]]:
     """Accept one record or a batch, store it, enqueue its chunks and answer 202 at once."""
     svc = services()
-    records = parse_batch(request, svc.settings.max_batch_rows, svc.settings.max_body_bytes)
-    override = parse_threshold(request.args.get("threshold"))
     model = svc.serving_model()
+    records = parse_batch(request, model.input_fields, svc.settings.max_batch_rows, svc.settings.max_body_bytes)
+    override = parse_threshold(request.args.get("threshold"))
     threshold = model.threshold if override is None else override
     job = NewJob(
         rows=len(records),
@@ -35,10 +35,7 @@ def predict() -> tuple[Response, int, dict[str, str]]:
         threshold=threshold,
         owner=request.environ.get("glmq.owner", ""),
     )
-    try:
-        job_id, chunks = svc.jobs.create(job, project(records, model.input_fields))
-    except orjson.JSONEncodeError as exc:
-        raise ApiError(422, "invalid_record", f"A record cannot be stored: {exc}.") from None
+    job_id, chunks = svc.jobs.create(job, records)
     try:
         for chunk in chunks:
             svc.celery.send_task(SCORE_CHUNK, args=[job_id, chunk])
@@ -82,7 +79,7 @@ def task(task_id: str) -> Response:
         results = svc.jobs.results(task_id, int(record["chunks"]))
         if results is None:
             raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": task_id})
-    head = orjson.dumps(body)
+    head = msgspec.json.encode(body)
     if results is not None:
         head = head[:-1] + b',"results":' + results + b"}"
     return Response(head, status=200, mimetype="application/json")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 import requests
 
 from model_store import ModelStore
@@ -32,7 +32,7 @@ def end_to_end(url: str, body: bytes) -> tuple[float, list[dict[str, Any]]]:
     status_url = f"{url}{response.headers['Location']}"
     while True:
         reply = requests.get(status_url, timeout=600)
-        status = orjson.loads(reply.content)
+        status = msgspec.json.decode(reply.content)
         if status["status"] in ("succeeded", "failed"):
             break
         time.sleep(0.005)
@@ -53,7 +53,7 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
 
     approved = build_approved()
-    base = orjson.loads(synthesize(10_000, seed=7).drop(columns="y").to_json(orient="records"))
+    base = msgspec.json.decode(synthesize(10_000, seed=7).drop(columns="y").to_json(orient="records"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         store = ModelStore(root / "models")
@@ -77,7 +77,7 @@ def main() -> None:
             print(f"{'rows':>7} {'end-to-end ms':>14} {'in-process ms':>14} {'ratio':>6} {'e2e rows/s':>11}")
             for n in sizes:
                 records = (base * (n // len(base) + 1))[:n]
-                body = orjson.dumps(records)
+                body = msgspec.json.encode(records)
                 e2e, results = min((end_to_end(url, body) for _ in range(args.repeat)), key=lambda r: r[0])
                 local = min(_timed(lambda r=records: score_records(approved, r, 0.712)) for _ in range(args.repeat))
                 assert len(results) == n

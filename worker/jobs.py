@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import orjson
+import msgspec
 import redis
 
 PREFIX = "glmq"
@@ -173,7 +173,7 @@ class JobStore:
         )
         pipe.expire(job_key(job_id), self.ttl)
         for chunk, start in enumerate(range(0, job.rows, job.chunk_rows)):
-            body = orjson.dumps(list(records[start : start + job.chunk_rows]))
+            body = msgspec.json.encode(records[start : start + job.chunk_rows])
             pipe.set(payload_key(job_id, chunk), body, ex=self.ttl)
             chunks.append(chunk)
         pipe.zadd(DEADLINES, {job_id: time.time() + self.deadline})
@@ -194,7 +194,7 @@ class JobStore:
     def payload(self, job_id: str, chunk: int) -> list[dict[str, Any]] | None:
         """Return a chunk's records, or None when they expired."""
         body = self.client.get(payload_key(job_id, chunk))
-        return None if body is None else orjson.loads(body)
+        return None if body is None else msgspec.json.decode(body)
 
     def finish_chunk(self, job_id: str, chunk: int, rows: int, results: bytes) -> int:
         """Store a chunk's results and count it once; see _FINISH_CHUNK."""

@@ -6,7 +6,7 @@ import functools
 import logging
 from dataclasses import dataclass
 
-import orjson
+import msgspec
 import redis
 from celery import current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -82,7 +82,7 @@ def score_chunk(job_id: str, chunk: int) -> None:
     except SoftTimeLimitExceeded:
         jobs.fail(job_id, f"chunk {chunk} exceeded the time limit of {state.settings.task_soft_time_limit} s")
         return
-    jobs.finish_chunk(job_id, chunk, len(records), orjson.dumps(results))
+    jobs.finish_chunk(job_id, chunk, len(records), msgspec.json.encode(results))
     log.info("scored chunk %d of job %s: %d rows", chunk, job_id, len(records))
 
 
