@@ -96,10 +96,8 @@ def fit_frame(
 
     used_numeric, used_cats = owning_fields(variables, cats)
     served = make_preprocessor(used_numeric, used_cats).fit(x_train)
-    select = assemble(served, variables, LogisticRegression())[:-1]
-
-    def design(rows: pd.DataFrame) -> np.ndarray:
-        return select.transform(rows)
+    # The served pipeline without its model: raw rows in, the model's design matrix out.
+    design = assemble(served, variables, "passthrough").transform
 
     preliminary = unpenalised_logit(design(x_train), y_train)
     auc = {

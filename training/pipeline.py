@@ -14,6 +14,7 @@ fits `model`, and saves the whole object. Serving loads and calls it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -53,7 +54,9 @@ def make_preprocessor(
     )
 
 
-def assemble(preprocessor: Pipeline, variables: Sequence[str], model: LogisticRegression) -> Pipeline:
+def assemble(
+    preprocessor: Pipeline, variables: Sequence[str], model: LogisticRegression | Literal["passthrough"]
+) -> Pipeline:
     """Join a fitted preprocessor, the model's variables and a fitted model into one Pipeline."""
     select = ColumnSelector(columns=list(variables))
     select.fit(pd.DataFrame(columns=list(preprocessor.get_feature_names_out())))
