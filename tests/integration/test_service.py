@@ -154,3 +154,11 @@ def test_status_is_known_from_the_moment_of_the_202(stack, ten_thousand) -> None
     assert status["status"] in ("queued", "running", "succeeded")
     assert status["rows"] == 4_000
     assert stack.wait(response.json()["task_id"])["status"] == "succeeded"
+
+
+def test_each_worker_process_loaded_the_model_once(stack, real_rows) -> None:
+    for _ in range(5):
+        assert stack.score(real_rows["rows"][0]["values"])["status"] == "succeeded"
+    for worker in stack.workers:
+        assert worker.log_path.read_text().count("loaded model glm26 v1") == 1, worker.name
+    assert "loaded model" not in stack.api.log_path.read_text()
