@@ -14,6 +14,7 @@ def make_celery(settings: Settings) -> Celery:
     """Return a JSON-only Celery app that acknowledges late and survives lost workers."""
     app = Celery("glmq", broker=settings.redis_url.reveal(), include=["worker.tasks"])
     app.conf.update(
+        broker_transport="worker.transport:Transport",
         task_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],
@@ -21,6 +22,9 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=QUEUE,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A chunk that raised was failed by the task itself, or hit a Redis outage: leave it
+        # unacknowledged, so it comes back. Deliveries are counted, so this cannot loop.
+        task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_time_limit,

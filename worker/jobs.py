@@ -152,6 +152,8 @@ class JobStore:
 
     def create(self, job: NewJob, records: Sequence[Any]) -> tuple[str, list[int]]:
         """Write the job record and its payload chunks; return the id and the chunk numbers."""
+        if len(records) != job.rows:
+            raise ValueError(f"the job declares {job.rows} rows but {len(records)} records were given")
         job_id = uuid.uuid4().hex
         chunks = []
         pipe = self.client.pipeline(transaction=True)

@@ -55,12 +55,7 @@ def load_model_once(**_: object) -> None:
         log.exception("could not preload model %s", state.settings.model_name)
 
 
-@shared_task(
-    name=SCORE_CHUNK,
-    autoretry_for=(redis.ConnectionError, redis.TimeoutError),
-    retry_backoff=True,
-    max_retries=10,
-)
+@shared_task(name=SCORE_CHUNK)
 def score_chunk(job_id: str, chunk: int) -> None:
     """Score one chunk of a job and record its results; safe to run more than once."""
     state = process_state()
@@ -81,6 +76,10 @@ def score_chunk(job_id: str, chunk: int) -> None:
         return
     except SoftTimeLimitExceeded:
         jobs.fail(job_id, f"chunk {chunk} exceeded the time limit of {state.settings.task_soft_time_limit} s")
+        return
+    except Exception as exc:  # a defect, not bad input: bad values are per-row errors
+        log.exception("chunk %d of job %s could not be scored", chunk, job_id)
+        jobs.fail(job_id, f"chunk {chunk} could not be scored: {type(exc).__name__}")
         return
     jobs.finish_chunk(job_id, chunk, len(records), msgspec.json.encode(results))
     log.info("scored chunk %d of job %s: %d rows", chunk, job_id, len(records))

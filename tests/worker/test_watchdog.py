@@ -1,0 +1,50 @@
+import json
+import time
+from dataclasses import replace
+
+from worker.celery_app import QUEUE
+from worker.jobs import JobStore, NewJob
+from worker.watchdog import sweep
+
+RECORDS = [{"x12": str(i)} for i in range(5)]
+
+
+def queued_chunks(redis_db) -> list[list]:
+    return sorted(json.loads(raw)["headers"]["argsrepr"] for raw in redis_db.lrange(QUEUE, 0, -1))
+
+
+def test_a_stalled_job_has_its_unfinished_chunks_enqueued_again(jobs: JobStore, new_job: NewJob, celery_app,
+                                                                 redis_db) -> None:  # fmt: skip
+    job_id, _ = jobs.create(new_job, RECORDS)
+    jobs.finish_chunk(job_id, 1, 2, b"[]")
+    counts = sweep(jobs, celery_app, stall_seconds=5, now=time.time() + 10)
+    assert counts == {"failed": 0, "redriven": 1, "forgotten": 0}
+    assert queued_chunks(redis_db) == [f"['{job_id}', 0]", f"['{job_id}', 2]"]
+    # Re-driving records progress: the next sweep leaves the job alone.
+    assert sweep(jobs, celery_app, stall_seconds=5)["redriven"] == 0
+
+
+def test_a_job_with_recent_progress_or_a_backlog_is_left_alone(jobs: JobStore, new_job: NewJob, celery_app,
+                                                               redis_db) -> None:  # fmt: skip
+    jobs.create(new_job, RECORDS)
+    assert sweep(jobs, celery_app, stall_seconds=5)["redriven"] == 0
+    redis_db.lpush(QUEUE, "{}")  # a backlog may still hold the job's chunks
+    assert sweep(jobs, celery_app, stall_seconds=5, now=time.time() + 10)["redriven"] == 0
+
+
+def test_a_job_past_its_deadline_is_failed_with_a_reason(jobs: JobStore, new_job: NewJob, celery_app) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    jobs.finish_chunk(job_id, 0, 2, b"[]")
+    counts = sweep(jobs, celery_app, stall_seconds=5, now=time.time() + 61)
+    assert counts["failed"] == 1
+    record = jobs.get(job_id)
+    assert (record["status"], record["error"]) == ("failed", "deadline exceeded: 2 of 5 rows scored")
+
+
+def test_finished_and_vanished_jobs_are_forgotten(jobs: JobStore, new_job: NewJob, celery_app, redis_db) -> None:
+    done, _ = jobs.create(replace(new_job, rows=2), RECORDS[:2])
+    jobs.finish_chunk(done, 0, 2, b"[]")
+    gone, _ = jobs.create(new_job, RECORDS)
+    redis_db.delete(f"glmq:job:{gone}")
+    sweep(jobs, celery_app, stall_seconds=5, now=time.time() + 10)
+    assert jobs.live() == []
