@@ -30,12 +30,15 @@ def end_to_end(url: str, body: bytes) -> tuple[float, list[dict[str, Any]]]:
     response = requests.post(f"{url}/predict", data=body, headers={"Content-Type": "application/json"}, timeout=600)
     response.raise_for_status()
     status_url = f"{url}{response.headers['Location']}"
-    while True:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
         reply = requests.get(status_url, timeout=600)
         status = msgspec.json.decode(reply.content)
         if status["status"] in ("succeeded", "failed"):
             break
         time.sleep(0.005)
+    else:
+        raise RuntimeError(f"job not finished after 600 s: {status_url}")
     elapsed = time.perf_counter() - start
     if status["status"] != "succeeded":
         raise RuntimeError(f"job failed: {status.get('error')}")

@@ -37,8 +37,10 @@ def test_redis_restart_loses_no_accepted_job(fault_stack, real_rows, report, kil
     stop = threading.Event()
     loader = threading.Thread(target=load_in_background, args=(fault_stack, batches, accepted, answers, stop))
     loader.start()
-    while len(accepted) < 30:
+    deadline = time.monotonic() + 60
+    while len(accepted) < 30 and loader.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert len(accepted) >= 30, f"the load did not get going: {answers[-5:]}"
 
     fault_stack.redis.stop(kill)
     down_post = fault_stack.submit(records[:1], timeout=15)
