@@ -46,8 +46,18 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.port, db=db, socket_timeout=5)
+
+    def url_of(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def flushed(self, db: int) -> Iterator[redis.Redis]:
+        """Yield a client of database `db`, emptied first: each test module family owns one."""
+        client = self.client(db)
+        client.flushdb()
+        yield client
+        client.close()
 
     def stop(self, kill: bool) -> None:
         """Stop the server: kill -9, or a clean SHUTDOWN that flushes the AOF."""

@@ -8,20 +8,18 @@ from flask.testing import FlaskClient
 from api import create_app
 from settings import Secret, Settings
 
+API_DB = 1  # the integration stack uses database 0
+
 
 @pytest.fixture
 def redis_db(redis_server) -> Iterator[redis.Redis]:
-    """Database 1 of the session's server, flushed for each test; the integration stack uses 0."""
-    client = redis.Redis(port=redis_server.port, db=1)
-    client.flushdb()
-    yield client
-    client.close()
+    yield from redis_server.flushed(API_DB)
 
 
 @pytest.fixture
 def settings(redis_server, redis_db, model_store_dir) -> Settings:
     return Settings(
-        redis_url=Secret(f"redis://127.0.0.1:{redis_server.port}/1"),
+        redis_url=Secret(redis_server.url_of(API_DB)),
         model_store_dir=model_store_dir,
         max_batch_rows=1_000,
         max_body_bytes=1_000_000,

@@ -7,14 +7,12 @@ from settings import Secret, Settings
 from worker.celery_app import make_celery
 from worker.jobs import JobStore, NewJob
 
+WORKER_DB = 2
+
 
 @pytest.fixture
 def redis_db(redis_server) -> Iterator[redis.Redis]:
-    """Database 2 of the session's server, flushed for each test."""
-    client = redis.Redis(port=redis_server.port, db=2)
-    client.flushdb()
-    yield client
-    client.close()
+    yield from redis_server.flushed(WORKER_DB)
 
 
 @pytest.fixture
@@ -24,7 +22,7 @@ def jobs(redis_db) -> JobStore:
 
 @pytest.fixture
 def celery_app(redis_server):
-    return make_celery(Settings(redis_url=Secret(f"redis://127.0.0.1:{redis_server.port}/2")))
+    return make_celery(Settings(redis_url=Secret(redis_server.url_of(WORKER_DB))))
 
 
 @pytest.fixture
