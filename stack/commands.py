@@ -18,9 +18,9 @@ def api_command(bind: str = f"0.0.0.0:{API_PORT}") -> list[str]:
     ]  # fmt: skip
 
 
-def worker_command(concurrency: int | None = None) -> list[str]:
+def worker_command(concurrency: int | None = None, app: str = "worker") -> list[str]:
     """Return a Celery worker's command line; concurrency defaults to the core count."""
-    command = ["celery", "--app", "worker", "worker", "--loglevel", "INFO", "--queues", "predictions"]
+    command = ["celery", "--app", app, "worker", "--loglevel", "INFO", "--queues", "predictions"]
     return command if concurrency is None else [*command, "--concurrency", str(concurrency)]
 
 

@@ -131,10 +131,10 @@ def start_redis(port: int, data_dir: Path, log_dir: Path, password: str | None =
 
 
 def start_worker(
-    env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int | None = None
+    env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int | None = None, app: str = "worker"
 ) -> Process:
     """Start a Celery worker and wait until it reports ready."""
-    argv = [*worker_command(concurrency), "--hostname", f"{name}@%h"]
+    argv = [*worker_command(concurrency, app), "--hostname", f"{name}@%h"]
     process = spawn(name, argv, log_dir / f"{name}.log", env)
     wait_until(
         lambda: _check_alive(process) and " ready." in process.log_path.read_text(errors="replace"),

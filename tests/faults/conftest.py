@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from stack.commands import worker_command
-from stack.processes import Process, free_port, spawn, start_api, start_redis, wait_until
+from stack.processes import Process, free_port, start_api, start_redis, start_worker
 from tests.conftest import RedisServer
 
 TERMINAL = ("succeeded", "failed")
@@ -33,10 +32,7 @@ class FaultStack:
     workers: list[Process] = field(default_factory=list)
 
     def start_worker(self, name: str, concurrency: int = 2, app: str = "worker") -> Process:
-        argv = [*worker_command(concurrency), "--hostname", f"{name}@%h"]
-        argv[argv.index("--app") + 1] = app
-        process = spawn(name, argv, self.root / "logs" / f"{name}.log", self.env)
-        wait_until(lambda: " ready." in process.log_path.read_text(errors="replace"), 60, name)
+        process = start_worker(self.env, self.root / "logs", name=name, concurrency=concurrency, app=app)
         self.workers.append(process)
         return process
 
