@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import requests
 
-from model_store import ModelStore
+from model_store import ModelStore, artifacts
 from stack.processes import free_port, start_api, start_redis, start_worker
 from training.approved import build_approved
 from training.scoring import score_records
@@ -60,7 +60,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         store = ModelStore(root / "models")
-        store.promote("glm26", store.save("glm26", approved, threshold=0.712, metrics={}, data_fingerprint={}))
+        version = artifacts.save(store, "glm26", approved, threshold=0.712, metrics={}, data_fingerprint={})
+        store.promote("glm26", version)
         redis_port = free_port()
         env = {
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",

@@ -1,6 +1,9 @@
-"""Versioned, verified storage of trained pipelines."""
+"""Versioned, verified storage of trained pipelines.
+
+`ModelStore` is the catalog and imports nothing heavy; `model_store.artifacts` saves and loads pipelines.
+"""
 
 from model_store.exceptions import IntegrityError, ModelNotFoundError, ModelStoreError
-from model_store.store import LoadedModel, ModelStore
+from model_store.store import ModelStore
 
-__all__ = ["IntegrityError", "LoadedModel", "ModelNotFoundError", "ModelStore", "ModelStoreError"]
+__all__ = ["IntegrityError", "ModelNotFoundError", "ModelStore", "ModelStoreError"]

@@ -1,4 +1,4 @@
-"""A versioned model store on a filesystem: save, list, load and promote.
+"""A versioned model store on a filesystem: save, list, verify and promote.
 
 Layout under the store root:
 
@@ -18,86 +18,52 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import sklearn
-import skops.io as sio
-from sklearn.pipeline import Pipeline
-
 from model_store.exceptions import IntegrityError, ModelNotFoundError
-from training.pipeline import input_fields, model_variables
 
 ARTIFACT = "model.skops"
 MANIFEST = "manifest.json"
-# The only types beyond skops' defaults that a load may build: our own estimators,
-# and numpy dtypes (SimpleImputer records the dtype it was fitted on).
-TRUSTED_TYPES = (
-    "numpy.dtype",
-    "training.encoding.ColumnSelector",
-    "training.encoding.FixedLevelEncoder",
-    "training.parsing.RecordParser",
-)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A verified, deserialized model version, ready to score."""
-
-    name: str
-    version: int
-    pipeline: Pipeline
-    manifest: dict[str, Any]
-
-    @property
-    def threshold(self) -> float:
-        """Return the cutoff at which phat counts as an event."""
-        return float(self.manifest["threshold"])
+# Recorded in every manifest; read from package metadata so the catalog never imports them.
+RUNTIME_PACKAGES = {"numpy_version": "numpy", "sklearn_version": "scikit-learn", "skops_version": "skops"}
 
 
 class ModelStore:
-    """Versions of named models under one root folder."""
+    """Versions of named models under one root folder.
+
+    It reads and writes folders, manifests and pointers only; `model_store.artifacts` turns a version
+    into a pipeline, so the API can ask what is served without importing scikit-learn.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def save(
-        self,
-        name: str,
-        pipeline: Pipeline,
-        *,
-        threshold: float,
-        metrics: Mapping[str, Any],
-        data_fingerprint: Mapping[str, Any],
-    ) -> int:
-        """Write a new version of `name` and return its number; it is not promoted."""
+    def save(self, name: str, write: Callable[[Path], None], manifest: Mapping[str, Any]) -> int:
+        """Publish a new version of `name` whose files `write` puts in a folder; return its number.
+
+        The manifest gains the name, the time, the runtime and a checksum of every file. The version
+        is not promoted.
+        """
         versions = self._versions_dir(name)
         versions.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=versions))
         try:
-            artifact = staging / ARTIFACT
-            sio.dump(pipeline, artifact)
-            manifest = {
+            write(staging)
+            files = {path.name: _sha256(path) for path in sorted(staging.iterdir())}
+            runtime = {key: metadata.version(package) for key, package in RUNTIME_PACKAGES.items()}
+            stamped = {
+                **manifest,
+                **runtime,
                 "name": name,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "files": {ARTIFACT: _sha256(artifact)},
-                "format": "skops",
+                "files": files,
                 "python_version": platform.python_version(),
-                "numpy_version": np.__version__,
-                "sklearn_version": sklearn.__version__,
-                "skops_version": metadata.version("skops"),
-                "input_fields": input_fields(pipeline),
-                "output_variables": model_variables(pipeline),
-                "threshold": float(threshold),
-                "metrics": dict(metrics),
-                "data_fingerprint": dict(data_fingerprint),
             }
-            return self._publish(name, staging, manifest)
+            return self._publish(name, staging, stamped)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -130,7 +96,7 @@ class ModelStore:
 
     def manifest(self, name: str, version: int) -> dict[str, Any]:
         """Return the manifest of one version."""
-        path = self._versions_dir(name) / str(version) / MANIFEST
+        path = self.folder(name, version) / MANIFEST
         try:
             return json.loads(path.read_text())
         except FileNotFoundError:
@@ -160,7 +126,7 @@ class ModelStore:
     def verify(self, name: str, version: int) -> dict[str, Any]:
         """Check every file against the manifest and the runtime; return the manifest."""
         manifest = self.manifest(name, version)
-        folder = self._versions_dir(name) / str(version)
+        folder = self.folder(name, version)
         for filename, expected in manifest.get("files", {}).items():
             path = folder / filename
             if not path.is_file():
@@ -169,27 +135,26 @@ class ModelStore:
                 raise IntegrityError(f"{name!r} v{version}: checksum mismatch for {filename}")
         if ARTIFACT not in manifest.get("files", {}):
             raise IntegrityError(f"{name!r} v{version}: manifest lists no {ARTIFACT}")
-        trained_with = manifest.get("sklearn_version", "")
-        if _minor(trained_with) != _minor(sklearn.__version__):
+        trained_with, installed = manifest.get("sklearn_version", ""), metadata.version("scikit-learn")
+        if _minor(trained_with) != _minor(installed):
             raise IntegrityError(
                 f"{name!r} v{version} was saved with scikit-learn {trained_with}; "
-                f"this process has {sklearn.__version__}. Retrain or install a matching version."
+                f"this process has {installed}. Retrain or install a matching version."
             )
         return manifest
 
-    def load(self, name: str, version: int | None = None) -> LoadedModel:
-        """Verify, then deserialize one version (the current one by default)."""
-        if version is None:
-            version = self.current(name)
-            if version is None:
-                raise ModelNotFoundError(f"model {name!r} has no current version in {self.root}")
-        manifest = self.verify(name, version)
-        artifact = self._versions_dir(name) / str(version) / ARTIFACT
-        untrusted = set(sio.get_untrusted_types(file=artifact)) - set(TRUSTED_TYPES)
-        if untrusted:
-            raise IntegrityError(f"{name!r} v{version} holds types outside the allow-list: {sorted(untrusted)}")
-        pipeline = sio.load(artifact, trusted=list(TRUSTED_TYPES))
-        return LoadedModel(name=name, version=version, pipeline=pipeline, manifest=manifest)
+    def folder(self, name: str, version: int) -> Path:
+        """Return the folder holding one version's files."""
+        return self._versions_dir(name) / str(version)
+
+    def resolve(self, name: str, version: int | None = None) -> int:
+        """Return `version`, or the serving version when it is None."""
+        if version is not None:
+            return version
+        current = self.current(name)
+        if current is None:
+            raise ModelNotFoundError(f"model {name!r} has no current version in {self.root}")
+        return current
 
     def _versions_dir(self, name: str) -> Path:
         if not name or not all(ch.isalnum() or ch in "-_." for ch in name) or name.startswith("."):

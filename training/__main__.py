@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from model_store import ModelStore
+from model_store import ModelStore, artifacts
 from settings import Settings
 from training.approved import build_approved, load_reference, reference_bytes
 from training.fit import fit_csv
@@ -22,7 +22,8 @@ def bootstrap(store: ModelStore, name: str, force: bool) -> int:
         print(f"{name} already serves version {current} from {store.root}; nothing to do")
         return 0
     reference = load_reference()
-    version = store.save(
+    version = artifacts.save(
+        store,
         name,
         build_approved(reference),
         threshold=reference["threshold"],
@@ -42,7 +43,8 @@ def bootstrap(store: ModelStore, name: str, force: bool) -> int:
 def fit(store: ModelStore, name: str, data: Path, target: str, features: int, promote: bool) -> int:
     """Train on a CSV, save a new version and print its metrics."""
     result = fit_csv(data, target=target, n_features=features)
-    version = store.save(
+    version = artifacts.save(
+        store,
         name,
         result.pipeline,
         threshold=result.threshold,

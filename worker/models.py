@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from model_store import LoadedModel, ModelStore
+from model_store import ModelStore, artifacts
+from model_store.artifacts import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ class ModelCache:
         """Return a version, loading and verifying it on first use."""
         key = (name, version)
         if key not in self._loaded:
-            self._loaded[key] = self.store.load(name, version)
+            self._loaded[key] = artifacts.load(self.store, name, version)
             log.info("loaded model %s v%s", name, version)
         return self._loaded[key]
 
