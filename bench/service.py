@@ -20,6 +20,7 @@ import requests
 from model_store import ModelStore, artifacts
 from stack.processes import free_port, start_api, start_redis, start_worker
 from training.approved import build_approved
+from training.pipeline import schema
 from training.scoring import score_records
 from training.synth import synthesize
 
@@ -60,7 +61,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         store = ModelStore(root / "models")
-        version = artifacts.save(store, "glm26", approved, threshold=0.712, metrics={}, data_fingerprint={})
+        version = artifacts.save(
+            store, "glm26", approved, schema=schema(approved), threshold=0.712, metrics={}, data_fingerprint={}
+        )
         store.promote("glm26", version)
         redis_port = free_port()
         env = {

@@ -11,7 +11,6 @@ from sklearn.pipeline import Pipeline
 
 from model_store.exceptions import IntegrityError
 from model_store.store import ARTIFACT, ModelStore
-from training.pipeline import input_fields, model_variables
 
 # The only types beyond skops' defaults that a load may build: our own estimators,
 # and numpy dtypes (SimpleImputer records the dtype it was fitted on).
@@ -43,15 +42,18 @@ def save(
     name: str,
     pipeline: Pipeline,
     *,
+    schema: Mapping[str, list[str]],
     threshold: float,
     metrics: Mapping[str, Any],
     data_fingerprint: Mapping[str, Any],
 ) -> int:
-    """Write `pipeline` as a new version of `name` with its schema and scores; return its number."""
+    """Write `pipeline` as a new version of `name` with its schema and scores; return its number.
+
+    `schema` names the raw `input_fields` the API accepts and the model's `output_variables`.
+    """
     manifest = {
+        **schema,
         "format": "skops",
-        "input_fields": input_fields(pipeline),
-        "output_variables": model_variables(pipeline),
         "threshold": float(threshold),
         "metrics": dict(metrics),
         "data_fingerprint": dict(data_fingerprint),

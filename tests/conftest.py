@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from model_store import ModelStore, artifacts
 from stack.processes import Process, free_port, start_redis
 from training.approved import build_approved, load_reference
+from training.pipeline import schema
 
 DATA = Path(__file__).parent / "data"
 
@@ -94,8 +95,9 @@ def model_store_dir(tmp_path_factory: pytest.TempPathFactory, approved: Pipeline
     """A model store holding the approved GLM as the serving version 1."""
     root = tmp_path_factory.mktemp("model_store")
     store = ModelStore(root)
+    fingerprint = {"source": "tests"}
     version = artifacts.save(
-        store, "glm26", approved, threshold=0.712, metrics={}, data_fingerprint={"source": "tests"}
+        store, "glm26", approved, schema=schema(approved), threshold=0.712, metrics={}, data_fingerprint=fingerprint
     )
     store.promote("glm26", version)
     return root

@@ -12,6 +12,7 @@ from model_store import ModelStore, artifacts
 from settings import Settings
 from training.approved import build_approved, load_reference, reference_bytes
 from training.fit import fit_csv
+from training.pipeline import schema
 from training.synth import synthesize
 
 
@@ -22,10 +23,12 @@ def bootstrap(store: ModelStore, name: str, force: bool) -> int:
         print(f"{name} already serves version {current} from {store.root}; nothing to do")
         return 0
     reference = load_reference()
+    approved = build_approved(reference)
     version = artifacts.save(
         store,
         name,
-        build_approved(reference),
+        approved,
+        schema=schema(approved),
         threshold=reference["threshold"],
         metrics={"reported_auc": reference["reported_auc"], "fit": reference["fit"]},
         data_fingerprint={
@@ -47,6 +50,7 @@ def fit(store: ModelStore, name: str, data: Path, target: str, features: int, pr
         store,
         name,
         result.pipeline,
+        schema=schema(result.pipeline),
         threshold=result.threshold,
         metrics=result.metrics,
         data_fingerprint=result.fingerprint,

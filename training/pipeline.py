@@ -73,6 +73,11 @@ def input_fields(pipeline: Pipeline) -> list[str]:
     return sorted(pipeline.named_steps["parse"].get_feature_names_out())
 
 
+def schema(pipeline: Pipeline) -> dict[str, list[str]]:
+    """Return what a model store records of the pipeline's interface: its input fields and variables."""
+    return {"input_fields": input_fields(pipeline), "output_variables": model_variables(pipeline)}
+
+
 def owning_fields(variables: Sequence[str], categorical: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split the raw fields that variables read into (numeric, categorical)."""
     cats = [c for c in categorical if any(v.startswith(f"{c}_") for v in variables)]
