@@ -29,7 +29,7 @@ log = logging.getLogger("stack")
 
 
 class StopRequestedError(Exception):
-    """Ctrl-C or SIGTERM arrived."""
+    """Ctrl-C, SIGTERM or a closed terminal (SIGHUP) arrived."""
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
@@ -41,7 +41,9 @@ def run(var: Path, workers: int | None) -> int:
     settings = Settings.from_env()
     env = {"MODEL_STORE_DIR": str(settings.model_store_dir), "PORT": str(settings.port)}
     processes: list[Process] = []
-    signal.signal(signal.SIGTERM, _raise_stopped)
+    # Set SIGINT too: a launcher started in the background by a script inherits it as ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_stopped)
     try:
         bootstrap(ModelStore(settings.model_store_dir), settings.model_name, force=False)
         if os.environ.get("REDIS_URL"):
@@ -62,7 +64,7 @@ def run(var: Path, workers: int | None) -> int:
         dead = [p.name for p in processes if not p.alive()]
         log.error("%s exited; stopping the rest", ", ".join(dead))
         return 1
-    except (KeyboardInterrupt, StopRequestedError):
+    except StopRequestedError:
         log.info("stopping")
         return 0
     except StartupError as exc:
