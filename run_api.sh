@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the whole service with docker compose and wait until the API answers.
+# Start the whole service with docker compose and wait until the API is ready to accept jobs.
 # Creates .env from .env.example with random secrets on first use; never overwrites an existing .env.
 # WAIT_TRIES and WAIT_SECONDS bound the wait for the API (default 60 tries, 2 s apart).
 set -euo pipefail
@@ -51,7 +51,7 @@ port="${port:-${PORT:-1313}}"
 base="http://127.0.0.1:${port}"
 
 for ((try = 1; try <= wait_tries; try++)); do
-    if curl --silent --fail --max-time 2 "${base}/health" > /dev/null; then
+    if curl --silent --fail --max-time 2 "${base}/ready" > /dev/null; then
         cat <<EOF
 The API is up at ${base}.
 
@@ -70,4 +70,4 @@ EOF
 done
 
 show_logs
-fail "the API did not answer on ${base}/health after ${wait_tries} tries"
+fail "the API was not ready on ${base}/ready after ${wait_tries} tries"

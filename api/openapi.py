@@ -9,6 +9,11 @@ from settings import Settings
 
 _RAW_VALUE = {"type": ["string", "number", "integer", "boolean", "null"]}
 _HEALTH = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
+_READY = {
+    "type": "object",
+    "properties": {"status": {"const": "ready"}, "model": {"$ref": "#/components/schemas/Model"}},
+    "required": ["status", "model"],
+}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -93,6 +98,18 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                 "get": {
                     "operationId": "health",
                     "responses": {"200": {"description": "Up.", "content": {"application/json": {"schema": _HEALTH}}}},
+                }
+            },
+            "/ready": {
+                "get": {
+                    "operationId": "ready",
+                    "responses": {
+                        "200": {
+                            "description": "Redis answers and a model is served: a job would be accepted.",
+                            "content": {"application/json": {"schema": _READY}},
+                        },
+                        "503": _error("redis_unavailable or model_unavailable"),
+                    },
                 }
             },
         },

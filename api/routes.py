@@ -1,4 +1,4 @@
-"""Endpoints: POST /predict, GET /tasks/<id>, GET /health."""
+"""Endpoints: POST /predict, GET /tasks/<id>, GET /health, GET /ready, GET /openapi.json."""
 
 from __future__ import annotations
 
@@ -100,3 +100,12 @@ def openapi() -> Response:
 def health() -> Response:
     """Answer that the process is up."""
     return jsonify(status="ok")
+
+
+@bp.get("/ready")
+def ready() -> Response:
+    """Answer whether a job would be accepted now: Redis answers and a model is served (503 if not)."""
+    svc = services()
+    svc.redis.ping()
+    model = svc.serving_model()
+    return jsonify(status="ready", model={"name": model.name, "version": model.version})

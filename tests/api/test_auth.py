@@ -29,8 +29,9 @@ def test_without_a_valid_key_predict_and_tasks_are_401(keyed_client, headers) ->
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_health_needs_no_key(keyed_client) -> None:
-    assert keyed_client.get("/health").status_code == 200
+def test_probes_and_the_description_need_no_key(keyed_client) -> None:
+    for path in ("/health", "/ready", "/openapi.json"):
+        assert keyed_client.get(path).status_code == 200, path
 
 
 def test_a_task_is_visible_only_to_the_key_that_created_it(keyed_client, redis_db) -> None:

@@ -13,7 +13,7 @@ from api import create_app
 
 def test_the_description_lists_every_route(client) -> None:
     spec = client.get("/openapi.json").get_json()
-    assert set(spec["paths"]) == {"/predict", "/tasks/{task_id}", "/health"}
+    assert set(spec["paths"]) == {"/predict", "/tasks/{task_id}", "/health", "/ready"}
     body_schema = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema["oneOf"][1]["maxItems"] == 1_000
     assert "x12" in spec["components"]["schemas"]["Record"]["properties"]
@@ -23,10 +23,10 @@ def test_no_generated_request_causes_a_server_error(settings) -> None:
     schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(settings))
     statuses: Counter[int] = Counter()
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 3
+    assert len(operations) == 4
     for operation, mode in itertools.product(operations, GenerationMode):
         if mode is GenerationMode.NEGATIVE and operation.path != "/predict":
-            continue  # any task id string is valid, and /health takes nothing: no negative case exists
+            continue  # any task id string is valid, and /health and /ready take nothing: no negative case exists
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))

@@ -135,12 +135,20 @@ def test_health(client) -> None:
     assert client.get("/health").get_json() == {"status": "ok"}
 
 
+def test_ready_names_the_served_model(client) -> None:
+    response = client.get("/ready")
+    assert (response.status_code, response.get_json()) == (
+        200,
+        {"status": "ready", "model": {"name": "glm26", "version": 1}},
+    )
+
+
 def test_redis_down_is_503_not_500(settings) -> None:
     from dataclasses import replace
 
     app = create_app(replace(settings, redis_url=Secret(f"redis://127.0.0.1:{free_port()}/0")))
     client = app.test_client()
-    for response in (post(client, RECORD), client.get(f"/tasks/{'0' * 32}")):
+    for response in (post(client, RECORD), client.get(f"/tasks/{'0' * 32}"), client.get("/ready")):
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == "redis_unavailable"
         assert response.headers["Retry-After"]
@@ -150,9 +158,10 @@ def test_no_serving_model_is_503(settings, tmp_path) -> None:
     from dataclasses import replace
 
     client = create_app(replace(settings, model_store_dir=tmp_path)).test_client()
-    response = post(client, RECORD)
-    assert response.status_code == 503
-    assert response.get_json()["error"]["code"] == "model_unavailable"
+    for response in (post(client, RECORD), client.get("/ready")):
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "model_unavailable"
+    assert client.get("/health").status_code == 200
 
 
 def test_only_the_fields_the_model_reads_are_stored(client, redis_db) -> None:

@@ -59,7 +59,7 @@ def test_run_api_is_executable_and_strict():
 
 class Health(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        self.send_response(200 if self.path == "/health" else 404)
+        self.send_response(200 if self.path == "/ready" else 404)
         self.end_headers()
         self.wfile.write(b'{"status": "ok"}')
 
@@ -160,7 +160,7 @@ def test_run_api_stops_without_compose(run):
 def test_run_api_gives_up_with_logs_when_the_api_never_answers(run):
     result = run(FAKE_API_PORT="1", WAIT_TRIES="3")
     assert result.returncode == 1
-    assert "did not answer" in result.stderr and "fake api log line" in result.stderr
+    assert "was not ready" in result.stderr and "fake api log line" in result.stderr
     assert "compose logs --tail 50" in run.docker_calls()
 
 
