@@ -27,11 +27,11 @@ class Stack:
     def submit(self, records: Any, query: str = "", **kwargs: Any) -> requests.Response:
         return requests.post(f"{self.url}/predict{query}", json=records, timeout=60, **kwargs)
 
-    def wait(self, task_id: str, timeout: float = 120, **kwargs: Any) -> dict[str, Any]:
-        """Poll a task until it finishes; fail the test after `timeout` seconds."""
+    def wait(self, task_id: str, timeout: float = 120, url: str = "", **kwargs: Any) -> dict[str, Any]:
+        """Poll a task (on this stack's API, or the one at `url`) until it finishes; fail after `timeout` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            body = requests.get(f"{self.url}/tasks/{task_id}", timeout=30, **kwargs).json()
+            body = requests.get(f"{url or self.url}/tasks/{task_id}", timeout=30, **kwargs).json()
             if body["status"] in ("succeeded", "failed"):
                 return body
             time.sleep(0.05)
