@@ -76,6 +76,25 @@ def parse_threshold(raw: str | None) -> float | None:
     return value
 
 
+def parse_page(offset: str | None, limit: str | None) -> tuple[int, int | None] | None:
+    """Return the (offset, limit) of the results a status request asks for; None asks for all of them."""
+    if offset is None and limit is None:
+        return None
+    return _count("offset", offset, minimum=0) or 0, _count("limit", limit, minimum=1)
+
+
+def _count(name: str, raw: str | None, minimum: int) -> int | None:
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ApiError(422, "invalid_page", f"{name} must be a whole number of at least {minimum}.", {name: raw})
+    return value
+
+
 def _decode(body: bytes, decoder: msgspec.json.Decoder) -> Any:
     try:
         if not body.isascii():

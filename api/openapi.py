@@ -81,7 +81,23 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                 "get": {
                     "operationId": "task",
                     "security": security,
-                    "parameters": [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "parameters": [
+                        {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "offset",
+                            "in": "query",
+                            "required": False,
+                            "description": "First row of the page of results (default 0).",
+                            "schema": {"type": "integer", "minimum": 0},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": "Most rows in the page of results (default: every remaining row).",
+                            "schema": {"type": "integer", "minimum": 1},
+                        },
+                    ],
                     "responses": {
                         "200": {
                             "description": "The task's status, with results once it succeeded.",
@@ -89,6 +105,7 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                         },
                         "401": _error("unauthorized"),
                         "404": _error("task_not_found"),
+                        "422": _error("invalid_page"),
                         "429": _error("rate_limited"),
                         "503": _error("redis_unavailable"),
                     },
@@ -147,6 +164,15 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                         "submitted_at": {"type": "string"},
                         "finished_at": {"type": "string"},
                         "results": {"type": "array", "items": {"type": "object"}},
+                        "page": {
+                            "type": "object",
+                            "description": "Present when offset or limit was given; next is the following page's URL.",
+                            "properties": {
+                                "offset": {"type": "integer"},
+                                "limit": {"type": ["integer", "null"]},
+                                "next": {"type": ["string", "null"]},
+                            },
+                        },
                         "error": {"type": "object"},
                     },
                 },

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from api.batches import parse_batch, parse_threshold
+from api.batches import parse_batch, parse_page, parse_threshold
 from api.errors import ApiError
 from api.openapi import build_spec
 from api.services import services
@@ -56,8 +56,9 @@ def predict() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/tasks/<task_id>")
 def task(task_id: str) -> Response:
-    """Report a job's status, with its results in input order once it succeeded."""
+    """Report a job's status, with its results in input order once it succeeded (a page of them if asked)."""
     svc = services()
+    page = parse_page(request.args.get("offset"), request.args.get("limit"))
     record = svc.jobs.get(task_id) if _TASK_ID.fullmatch(task_id) else None
     if record is None or record.get("owner", "") != request.environ.get("glmq.owner", ""):
         raise ApiError(404, "task_not_found", "No such task; it may have expired.", {"task_id": task_id})
@@ -76,9 +77,16 @@ def task(task_id: str) -> Response:
         body["error"] = {"code": "job_failed", "message": record.get("error", "unknown")}
     results = None
     if record["status"] == JobStatus.SUCCEEDED.value:
-        results = svc.jobs.results(task_id, int(record["chunks"]))
+        rows = body["rows"]
+        offset, limit = page or (0, None)
+        stop = rows if limit is None else min(rows, offset + limit)
+        results = svc.jobs.results(task_id, rows, int(record["chunk_rows"]), range(offset, stop))
         if results is None:
             raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": task_id})
+        if page is not None:
+            more = limit is not None and offset + limit < rows
+            following = url_for(".task", task_id=task_id, offset=offset + limit, limit=limit) if more else None
+            body["page"] = {"offset": offset, "limit": limit, "next": following}
     head = msgspec.json.encode(body)
     if results is not None:
         head = head[:-1] + b',"results":' + results + b"}"

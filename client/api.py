@@ -89,9 +89,10 @@ class PredictionClient:
             status_url=body["status_url"],
         )
 
-    def status(self, task_id: str) -> dict[str, Any]:
-        """Return the job's current status body, with its results once it succeeded."""
-        return self._request("GET", f"/tasks/{quote(task_id, safe='')}").json()
+    def status(self, task_id: str, offset: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        """Return the job's current status body, with its results (or the page asked for) once it succeeded."""
+        params = {name: value for name, value in (("offset", offset), ("limit", limit)) if value is not None}
+        return self._request("GET", f"/tasks/{quote(task_id, safe='')}", params=params).json()
 
     def wait(
         self,
@@ -99,24 +100,38 @@ class PredictionClient:
         on_progress: ProgressCallback | None = None,
         poll_interval: float = 0.2,
         timeout: float | None = 900.0,
+        page_rows: int = 20_000,
     ) -> dict[str, Any]:
-        """Poll the job until it succeeds and return its final body; raise JobFailedError if it fails."""
+        """Poll the job until it succeeds and return its final body; raise JobFailedError if it fails.
+
+        Results are read `page_rows` at a time, so no single response grows with the size of the job.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         seen: tuple[int, int] | None = None
         while True:
-            body = self.status(task_id)
+            body = self.status(task_id, limit=page_rows)
             progress = (int(body["rows_done"]), int(body["rows"]))
             if on_progress is not None and progress != seen:
                 on_progress(*progress)
             seen = progress
             if body["status"] == "succeeded":
-                return body
+                return self._read_remaining_pages(task_id, body, page_rows)
             if body["status"] == "failed":
                 error = body.get("error") or {}
                 raise JobFailedError(task_id, error.get("code", "job_failed"), error.get("message", "unknown"))
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeoutError(task_id, body["status"], timeout or 0.0)
             time.sleep(poll_interval)
+
+    def _read_remaining_pages(self, task_id: str, body: dict[str, Any], page_rows: int) -> dict[str, Any]:
+        results = body["results"]
+        while len(results) < int(body["rows"]):
+            page = self.status(task_id, offset=len(results), limit=page_rows)["results"]
+            if not page:  # results shorter than the job: report what there is rather than loop
+                break
+            results.extend(page)
+        body.pop("page", None)
+        return body
 
     def predict(
         self,

@@ -123,6 +123,9 @@ return 1
 """
 
 
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
 @dataclass(frozen=True)
 class NewJob:
     """What the API knows when it accepts a batch."""
@@ -220,14 +223,29 @@ class JobStore:
         if chunks:
             self.client.delete(*(payload_key(job_id, k) for k in range(chunks)))
 
-    def results(self, job_id: str, chunks: int) -> bytes | None:
-        """Return every chunk's results joined into one JSON array, or None if any expired."""
-        parts = self.client.mget([result_key(job_id, k) for k in range(chunks)])
+    def results(self, job_id: str, rows: int, chunk_rows: int, page: range | None = None) -> bytes | None:
+        """Return the results of the rows in `page` (all by default) as one JSON array.
+
+        Only the chunks the page touches are read; None when one of them has expired.
+        """
+        page = range(rows) if page is None else range(page.start, min(page.stop, rows))
+        if not page:
+            return b"[]"
+        numbers = range(page.start // chunk_rows, (page.stop - 1) // chunk_rows + 1)
+        parts = self.client.mget([result_key(job_id, k) for k in numbers])
         if any(part is None for part in parts):
             return None
-        # Each part is a JSON array; splice their contents without parsing them again.
-        inner = [part[1:-1] for part in parts if len(part) > 2]
-        return b"[" + b",".join(inner) + b"]"
+        pieces = []
+        for number, part in zip(numbers, parts, strict=True):
+            first = number * chunk_rows
+            whole = page.start <= first and page.stop >= min(first + chunk_rows, rows)
+            # A whole chunk is spliced as stored; only a chunk cut by the page is split into its items.
+            inner = (
+                part[1:-1] if whole else b",".join(_ITEMS.decode(part)[max(page.start - first, 0) : page.stop - first])
+            )
+            if inner:
+                pieces.append(inner)
+        return b"[" + b",".join(pieces) + b"]"
 
     def live(self) -> list[tuple[str, float]]:
         """Return every job not known to be finished, with its deadline (epoch seconds)."""

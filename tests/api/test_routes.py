@@ -69,6 +69,43 @@ def test_client_threshold_is_kept_with_the_job(client, redis_db) -> None:
     assert redis_db.hget(f"glmq:job:{body['task_id']}", "threshold") == b"0.25"
 
 
+def finish_as_workers_would(app, task_id: str, rows: int, chunk_rows: int) -> None:
+    jobs = app.extensions["glmq"].jobs
+    for chunk, start in enumerate(range(0, rows, chunk_rows)):
+        done = range(start, min(start + chunk_rows, rows))
+        jobs.finish_chunk(task_id, chunk, len(done), json.dumps([{"row": i} for i in done]).encode())
+
+
+def test_results_can_be_read_a_page_at_a_time(app, client, settings) -> None:
+    task_id = post(client, [RECORD] * 250).get_json()["task_id"]
+    finish_as_workers_would(app, task_id, 250, settings.chunk_rows)
+    everything = client.get(f"/tasks/{task_id}").get_json()
+    assert everything["status"] == "succeeded" and "page" not in everything
+    assert [r["row"] for r in everything["results"]] == list(range(250))
+
+    pages, url = [], f"/tasks/{task_id}?limit=60"
+    while url:
+        body = client.get(url).get_json()
+        pages.append((body["page"]["offset"], len(body["results"])))
+        assert [r["row"] for r in body["results"]] == list(range(body["page"]["offset"], 250))[:60]
+        url = body["page"]["next"]
+    assert pages == [(0, 60), (60, 60), (120, 60), (180, 60), (240, 10)]
+
+    tail = client.get(f"/tasks/{task_id}?offset=230").get_json()
+    assert [r["row"] for r in tail["results"]] == list(range(230, 250))
+    assert tail["page"] == {"offset": 230, "limit": None, "next": None}
+    beyond = client.get(f"/tasks/{task_id}?offset=250&limit=5").get_json()
+    assert (beyond["results"], beyond["page"]["next"]) == ([], None)
+
+
+@pytest.mark.parametrize("query", ["offset=-1", "offset=x", "limit=0", "limit=-5", "limit=1.5", "offset=" + "9" * 5000])
+def test_a_bad_page_is_422(client, query) -> None:
+    task_id = post(client, RECORD).get_json()["task_id"]
+    response = client.get(f"/tasks/{task_id}?{query}")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "invalid_page"
+
+
 NESTED = b"[" * 100_000 + b"]" * 100_000
 
 

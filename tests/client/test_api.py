@@ -168,7 +168,7 @@ def test_wait_reports_each_change_of_progress(server, make_client) -> None:
     body = make_client().wait("a" * 32, on_progress=lambda done, rows: calls.append((done, rows)), poll_interval=0.01)
     assert calls == [(0, 10), (4, 10), (10, 10)]
     assert body["results"] == results
-    assert server.paths() == [f"GET /tasks/{'a' * 32}"] * 4
+    assert server.paths() == [f"GET /tasks/{'a' * 32}?limit=20000"] * 4
 
 
 def test_a_failed_job_raises_with_the_service_reason(server, make_client) -> None:
@@ -186,7 +186,7 @@ def test_waiting_gives_up_after_its_timeout(server, make_client) -> None:
 
 
 class MiniService:
-    """Just enough of the service's protocol to answer several jobs: each record's `v` becomes its phat."""
+    """Just enough of the service's protocol to answer several jobs, results paged: each record's `v` is its phat."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, list[dict[str, Any]]] = {}
@@ -197,9 +197,12 @@ class MiniService:
             task_id = next(self.ids)
             self.jobs[task_id] = seen.json()
             return accepted(task_id, rows=len(self.jobs[task_id]))
-        records = self.jobs[seen.path.rsplit("/", 1)[1]]
+        url = urlsplit(seen.path)
+        records = self.jobs[url.path.rsplit("/", 1)[1]]
         results = [{"business_outcome": int(r["v"] >= 0.5), "phat": r["v"], "row": i} for i, r in enumerate(records)]
-        return status("succeeded", len(records), rows=len(records), results=results)
+        query = {name: int(values[0]) for name, values in parse_qs(url.query).items()}
+        offset, limit = query.get("offset", 0), query.get("limit", len(records))
+        return status("succeeded", len(records), rows=len(records), results=results[offset : offset + limit])
 
 
 def test_predict_splits_into_jobs_and_numbers_rows_over_the_whole_input(server, make_client) -> None:
@@ -212,6 +215,16 @@ def test_predict_splits_into_jobs_and_numbers_rows_over_the_whole_input(server, 
     assert [item["row"] for item in results] == list(range(10))
     assert [item["phat"] for item in results] == [i / 10 for i in range(10)]
     assert calls == [(4, 10), (8, 10), (10, 10)]
+
+
+def test_large_results_are_read_a_page_at_a_time(server, make_client) -> None:
+    server.script(MiniService())
+    client = make_client()
+    job = client.submit([{"v": i / 10} for i in range(5)])
+    body = client.wait(job.task_id, page_rows=2, poll_interval=0.01)
+    assert [item["row"] for item in body["results"]] == [0, 1, 2, 3, 4]
+    pages = [f"GET /tasks/{job.task_id}?{query}" for query in ("limit=2", "offset=2&limit=2", "offset=4&limit=2")]
+    assert server.paths()[1:] == pages
 
 
 def test_predict_without_batch_rows_sends_one_job(server, make_client) -> None:

@@ -51,6 +51,20 @@ def test_ten_thousand_rows_equal_in_process_scoring_row_for_row(stack, approved,
     assert mismatched == []
 
 
+def test_pages_of_results_join_up_to_the_whole(stack, ten_thousand) -> None:
+    # 3,000-row pages cut across the 2,000-row chunks the workers wrote.
+    task_id = stack.submit(ten_thousand).json()["task_id"]
+    whole = stack.wait(task_id)["results"]
+    joined, url, requests_made = [], f"{stack.url}/tasks/{task_id}?limit=3000", 0
+    while url and requests_made < 10:
+        body = requests.get(url, timeout=30).json()
+        joined += body["results"]
+        url = body["page"]["next"] and stack.url + body["page"]["next"]
+        requests_made += 1
+    assert (requests_made, url) == (4, None)
+    assert joined == whole
+
+
 def test_two_worker_processes_share_one_large_job(stack, ten_thousand) -> None:
     records = ten_thousand * 2
     response = stack.submit(records)

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 
-from worker.jobs import JobStore, NewJob
+from worker.jobs import JobStore, NewJob, result_key
 
 RECORDS = [{"x12": str(i)} for i in range(5)]
 
@@ -31,8 +31,22 @@ def test_a_chunk_finished_twice_counts_once(jobs: JobStore, new_job: NewJob) -> 
     assert jobs.finish_chunk(job_id, 1, 2, results(1, 2)) == 2
     record = jobs.get(job_id)
     assert (record["status"], record["rows_done"]) == ("succeeded", "5")
-    assert json.loads(jobs.results(job_id, 3)) == [{"row": i} for i in range(5)]
+    assert json.loads(jobs.results(job_id, 5, 2)) == [{"row": i} for i in range(5)]
     assert jobs.payload(job_id, 0) is None  # payload dropped once the job is done
+
+
+def test_a_page_of_results_reads_only_the_rows_asked_for(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    for chunk, rows in ((0, 2), (1, 2), (2, 1)):
+        jobs.finish_chunk(job_id, chunk, rows, results(chunk, rows))
+    every = [{"row": i} for i in range(5)]
+    for start in range(7):
+        for stop in range(start, 8):
+            page = jobs.results(job_id, 5, 2, range(start, stop))
+            assert json.loads(page) == every[start:stop], (start, stop)
+    jobs.client.delete(result_key(job_id, 0))
+    assert jobs.results(job_id, 5, 2, range(2, 5)) is not None  # the page does not need chunk 0
+    assert jobs.results(job_id, 5, 2, range(1, 3)) is None
 
 
 def test_a_finished_chunk_is_not_started_again(jobs: JobStore, new_job: NewJob) -> None:
