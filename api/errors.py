@@ -20,6 +20,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    409: "conflict",
     408: "request_timeout",
     411: "length_required",
     413: "body_too_large",

@@ -109,7 +109,22 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                         "429": _error("rate_limited"),
                         "503": _error("redis_unavailable"),
                     },
-                }
+                },
+                "delete": {
+                    "operationId": "cancel",
+                    "security": security,
+                    "parameters": [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {
+                            "description": "Cancelled: the task is failed with error code job_cancelled.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}},
+                        },
+                        "401": _error("unauthorized"),
+                        "404": _error("task_not_found"),
+                        "409": _error("task_finished"),
+                        "503": _error("redis_unavailable"),
+                    },
+                },
             },
             "/health": {
                 "get": {

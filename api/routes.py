@@ -1,4 +1,4 @@
-"""Endpoints: POST /predict, GET /tasks/<id>, GET /health, GET /ready, GET /openapi.json."""
+"""Endpoints: POST /predict, GET and DELETE /tasks/<id>, GET /health, GET /ready, GET /openapi.json."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from worker.jobs import JobStatus, NewJob
 
 bp = Blueprint("predictions", __name__)
 _TASK_ID = re.compile(r"[0-9a-f]{32}")
+CANCELLED = "job_cancelled"
 
 
 @bp.post("/predict")
@@ -59,9 +60,7 @@ def task(task_id: str) -> Response:
     """Report a job's status, with its results in input order once it succeeded (a page of them if asked)."""
     svc = services()
     page = parse_page(request.args.get("offset"), request.args.get("limit"))
-    record = svc.jobs.get(task_id) if _TASK_ID.fullmatch(task_id) else None
-    if record is None or record.get("owner", "") != request.environ.get("glmq.owner", ""):
-        raise ApiError(404, "task_not_found", "No such task; it may have expired.", {"task_id": task_id})
+    record = _own_record(task_id)
     body = _status(task_id, record)
     if record["status"] != JobStatus.SUCCEEDED.value:
         return Response(msgspec.json.encode(body), status=200, mimetype="application/json")
@@ -81,6 +80,25 @@ def task(task_id: str) -> Response:
     return Response(head[:-1] + b',"results":' + results + b"}", status=200, mimetype="application/json")
 
 
+@bp.delete("/tasks/<task_id>")
+def cancel(task_id: str) -> Response:
+    """Cancel a queued or running job: no further chunk of it runs, and its payload is dropped."""
+    jobs = services().jobs
+    record = _own_record(task_id)
+    cancelled = jobs.fail(task_id, "cancelled by the client", code=CANCELLED)
+    record = jobs.get(task_id) or record
+    if not cancelled and record.get("error_code") != CANCELLED:
+        raise ApiError(409, "task_finished", f"The task has already {record['status']}.", {"task_id": task_id})
+    return Response(msgspec.json.encode(_status(task_id, record)), status=200, mimetype="application/json")
+
+
+def _own_record(task_id: str) -> dict[str, str]:
+    record = services().jobs.get(task_id) if _TASK_ID.fullmatch(task_id) else None
+    if record is None or record.get("owner", "") != request.environ.get("glmq.owner", ""):
+        raise ApiError(404, "task_not_found", "No such task; it may have expired.", {"task_id": task_id})
+    return record
+
+
 def _status(task_id: str, record: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "task_id": task_id,
@@ -94,7 +112,7 @@ def _status(task_id: str, record: dict[str, str]) -> dict[str, Any]:
     if "finished_at" in record:
         body["finished_at"] = record["finished_at"]
     if record["status"] == JobStatus.FAILED.value:
-        body["error"] = {"code": "job_failed", "message": record.get("error", "unknown")}
+        body["error"] = {"code": record.get("error_code", "job_failed"), "message": record.get("error", "unknown")}
     return body
 
 

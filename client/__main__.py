@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_JOB_FAILED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted; jobs not yet collected were cancelled", file=sys.stderr)
         return 130
 
 

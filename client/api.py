@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -94,6 +95,10 @@ class PredictionClient:
         params = {name: value for name, value in (("offset", offset), ("limit", limit)) if value is not None}
         return self._request("GET", f"/tasks/{quote(task_id, safe='')}", params=params).json()
 
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job; return its status body (failed, with error code job_cancelled)."""
+        return self._request("DELETE", f"/tasks/{quote(task_id, safe='')}").json()
+
     def wait(
         self,
         task_id: str,
@@ -143,25 +148,42 @@ class PredictionClient:
         poll_interval: float = 0.2,
         wait_timeout: float | None = 900.0,
     ) -> list[dict[str, Any]]:
-        """Score records in jobs of at most `batch_rows` and return every result, `row` counted over the input."""
+        """Score records in jobs of at most `batch_rows` and return every result, `row` counted over the input.
+
+        If it cannot return them (an interrupt, a failed job, a timeout), the jobs still unfinished are
+        cancelled, so that the workers do not go on with work nobody will collect.
+        """
         rows = [records] if isinstance(records, Mapping) else list(records)
-        spans = _spans(len(rows), batch_rows)
-        # Submit every batch first, so that the workers share them, then collect in order.
-        jobs = [(start, self.submit(rows[start:stop], threshold)) for start, stop in spans]
-        progress = _Progress(len(rows), [job.rows for _, job in jobs], on_progress)
-        results: list[dict[str, Any]] = []
-        for index, (start, job) in enumerate(jobs):
-            body = self.wait(job.task_id, progress.callback(index), poll_interval, wait_timeout)
-            progress.finished(index)
-            results.extend({**item, "row": start + int(item["row"])} for item in body["results"])
+        jobs: list[tuple[int, Submitted]] = []
+        collected = 0
+        try:
+            # Submit every batch first, so that the workers share them, then collect in order.
+            for start, stop in _spans(len(rows), batch_rows):
+                jobs.append((start, self.submit(rows[start:stop], threshold)))
+            progress = _Progress(len(rows), [job.rows for _, job in jobs], on_progress)
+            results: list[dict[str, Any]] = []
+            for index, (start, job) in enumerate(jobs):
+                body = self.wait(job.task_id, progress.callback(index), poll_interval, wait_timeout)
+                progress.finished(index)
+                results.extend({**item, "row": start + int(item["row"])} for item in body["results"])
+                collected += 1
+        except BaseException:
+            self._cancel_quietly([job.task_id for _, job in jobs[collected:]])
+            raise
         return results
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _cancel_quietly(self, task_ids: list[str]) -> None:
+        # Best effort, one attempt each: this runs while an error or a Ctrl-C is on its way out.
+        for task_id in task_ids:
+            with contextlib.suppress(ClientError, ConnectionFailedError):
+                self._request("DELETE", f"/tasks/{quote(task_id, safe='')}", attempts=1)
+
+    def _request(self, method: str, path: str, attempts: int | None = None, **kwargs: Any) -> requests.Response:
         url = self.base_url + path
         headers = dict(kwargs.pop("headers", {}))
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        attempts = self.retry.retries + 1
+        attempts = attempts or self.retry.retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:

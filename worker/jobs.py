@@ -117,7 +117,7 @@ local job = KEYS[1]
 if redis.call('EXISTS', job) == 0 then return 0 end
 local status = redis.call('HGET', job, 'status')
 if status == 'succeeded' or status == 'failed' then return 0 end
-redis.call('HSET', job, 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2])
+redis.call('HSET', job, 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2], 'error_code', ARGV[4])
 redis.call('ZREM', KEYS[2], ARGV[3])
 return 1
 """
@@ -210,9 +210,9 @@ class JobStore:
             self.drop_payload(job_id)
         return outcome
 
-    def fail(self, job_id: str, reason: str) -> bool:
-        """Mark a job failed with a reason, unless it already finished."""
-        failed = bool(self._fail(keys=[job_key(job_id), DEADLINES], args=[now_iso(), reason, job_id]))
+    def fail(self, job_id: str, reason: str, code: str = "job_failed") -> bool:
+        """Mark a job failed with a reason (and a code for clients), unless it already finished."""
+        failed = bool(self._fail(keys=[job_key(job_id), DEADLINES], args=[now_iso(), reason, job_id, code]))
         if failed:
             self.drop_payload(job_id)
         return failed

@@ -23,6 +23,7 @@ def test_without_a_valid_key_predict_and_tasks_are_401(keyed_client, headers) ->
     for response in (
         post(keyed_client, RECORD, headers=headers),
         keyed_client.get(f"/tasks/{'0' * 32}", headers=headers),
+        keyed_client.delete(f"/tasks/{'0' * 32}", headers=headers),
     ):
         assert response.status_code == 401
         assert response.get_json()["error"]["code"] == "unauthorized"
@@ -34,7 +35,7 @@ def test_probes_and_the_description_need_no_key(keyed_client) -> None:
         assert keyed_client.get(path).status_code == 200, path
 
 
-def test_a_task_is_visible_only_to_the_key_that_created_it(keyed_client, redis_db) -> None:
+def test_a_task_is_visible_and_cancellable_only_by_the_key_that_created_it(keyed_client, redis_db) -> None:
     response = post(keyed_client, RECORD, headers=bearer("alpha-key"))
     assert response.status_code == 202
     task_url = response.headers["Location"]
@@ -42,6 +43,8 @@ def test_a_task_is_visible_only_to_the_key_that_created_it(keyed_client, redis_d
     other = keyed_client.get(task_url, headers=bearer("beta-key"))
     assert other.status_code == 404
     assert other.get_json()["error"]["code"] == "task_not_found"
+    assert keyed_client.delete(task_url, headers=bearer("beta-key")).status_code == 404
+    assert keyed_client.get(task_url, headers=bearer("alpha-key")).get_json()["status"] == "queued"
     stored_owner = redis_db.hget(f"glmq:job:{response.get_json()['task_id']}", "owner").decode()
     assert stored_owner and "alpha" not in stored_owner
 

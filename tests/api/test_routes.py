@@ -98,6 +98,33 @@ def test_results_can_be_read_a_page_at_a_time(app, client, settings) -> None:
     assert (beyond["results"], beyond["page"]["next"]) == ([], None)
 
 
+def test_a_queued_job_can_be_cancelled_once_and_stays_cancelled(app, client, redis_db) -> None:
+    task_id = post(client, [RECORD] * 250).get_json()["task_id"]
+    response = client.delete(f"/tasks/{task_id}")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["status"], body["error"]) == (
+        "failed",
+        {"code": "job_cancelled", "message": "cancelled by the client"},
+    )
+    assert redis_db.keys(f"glmq:payload:{task_id}:*") == []
+    assert client.delete(f"/tasks/{task_id}").get_json() == body  # cancelling again changes nothing
+    jobs = app.extensions["glmq"].jobs
+    assert jobs.start_chunk(task_id, 0, max_deliveries=3) == 1  # a worker skips its chunks
+    assert jobs.finish_chunk(task_id, 1, 100, b"[]") == -1  # and one already running cannot revive it
+    assert client.get(f"/tasks/{task_id}").get_json() == body
+
+
+def test_a_finished_job_cannot_be_cancelled(app, client, settings) -> None:
+    task_id = post(client, RECORD).get_json()["task_id"]
+    finish_as_workers_would(app, task_id, 1, settings.chunk_rows)
+    response = client.delete(f"/tasks/{task_id}")
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "task_finished"
+    assert client.get(f"/tasks/{task_id}").get_json()["status"] == "succeeded"
+    assert client.delete(f"/tasks/{'0' * 32}").status_code == 404
+
+
 @pytest.mark.parametrize("query", ["offset=-1", "offset=x", "limit=0", "limit=-5", "limit=1.5", "offset=" + "9" * 5000])
 def test_a_bad_page_is_422(client, query) -> None:
     task_id = post(client, RECORD).get_json()["task_id"]

@@ -188,9 +188,11 @@ def test_waiting_gives_up_after_its_timeout(server, make_client) -> None:
 class MiniService:
     """Just enough of the service's protocol to answer several jobs, results paged: each record's `v` is its phat."""
 
-    def __init__(self) -> None:
+    def __init__(self, failing: str = "") -> None:
         self.jobs: dict[str, list[dict[str, Any]]] = {}
         self.ids = (f"{n:032x}" for n in itertools.count(1))
+        self.failing = failing
+        self.cancelled: list[str] = []
 
     def __call__(self, seen: Seen) -> Reply:
         if seen.method == "POST":
@@ -198,7 +200,13 @@ class MiniService:
             self.jobs[task_id] = seen.json()
             return accepted(task_id, rows=len(self.jobs[task_id]))
         url = urlsplit(seen.path)
-        records = self.jobs[url.path.rsplit("/", 1)[1]]
+        task_id = url.path.rsplit("/", 1)[1]
+        records = self.jobs[task_id]
+        if seen.method == "DELETE":
+            self.cancelled.append(task_id)
+            return status("failed", 0, rows=len(records), error={"code": "job_cancelled", "message": "cancelled"})
+        if task_id == self.failing:
+            return status("failed", 0, rows=len(records), error={"code": "job_failed", "message": "chunk 0 lost"})
         results = [{"business_outcome": int(r["v"] >= 0.5), "phat": r["v"], "row": i} for i, r in enumerate(records)]
         query = {name: int(values[0]) for name, values in parse_qs(url.query).items()}
         offset, limit = query.get("offset", 0), query.get("limit", len(records))
@@ -225,6 +233,23 @@ def test_large_results_are_read_a_page_at_a_time(server, make_client) -> None:
     assert [item["row"] for item in body["results"]] == [0, 1, 2, 3, 4]
     pages = [f"GET /tasks/{job.task_id}?{query}" for query in ("limit=2", "offset=2&limit=2", "offset=4&limit=2")]
     assert server.paths()[1:] == pages
+
+
+def test_cancel_answers_the_cancelled_status(server, make_client) -> None:
+    server.script(MiniService())
+    client = make_client()
+    job = client.submit([{"v": 0.1}])
+    body = client.cancel(job.task_id)
+    assert (body["status"], body["error"]["code"]) == ("failed", "job_cancelled")
+    assert server.paths()[-1] == f"DELETE /tasks/{job.task_id}"
+
+
+def test_when_predict_cannot_finish_it_cancels_the_jobs_not_yet_collected(server, make_client) -> None:
+    service = MiniService(failing=f"{2:032x}")
+    server.script(service)
+    with pytest.raises(JobFailedError, match="chunk 0 lost"):
+        make_client().predict([{"v": i / 10} for i in range(10)], batch_rows=4, poll_interval=0.01)
+    assert service.cancelled == [f"{2:032x}", f"{3:032x}"]  # job 1 was collected; 2 failed; 3 never waited for
 
 
 def test_predict_without_batch_rows_sends_one_job(server, make_client) -> None:

@@ -1,0 +1,78 @@
+"""Cancelling: with no worker yet running, a cancelled job's chunks are skipped when one starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from stack.processes import ROOT, Process, free_port, start_api, start_worker, wait_until
+from worker.celery_app import QUEUE
+
+pytestmark = pytest.mark.integration
+CANCEL_DB = 4
+RECORD = {"x12": "$1,000.00", "x31": "asia"}
+
+
+@pytest.fixture
+def idle_api(redis_server, stack_env, tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
+    """An API with its own database and no worker, so that jobs stay queued until a test starts one."""
+    redis_server.client(CANCEL_DB).flushdb()
+    env = {**stack_env, "REDIS_URL": redis_server.url_of(CANCEL_DB)}
+    bind = f"127.0.0.1:{free_port()}"
+    api = start_api(env, tmp_path, bind)
+    yield f"http://{bind}", env
+    api.stop()
+
+
+def test_a_cancelled_job_is_never_scored(idle_api, redis_server, tmp_path) -> None:
+    url, env = idle_api
+    cancelled = requests.post(f"{url}/predict", json=[RECORD] * 5_000, timeout=30).json()["task_id"]
+    kept = requests.post(f"{url}/predict", json=[RECORD] * 10, timeout=30).json()["task_id"]
+    response = requests.delete(f"{url}/tasks/{cancelled}", timeout=30)
+    assert response.status_code == 200
+    assert response.json()["error"]["code"] == "job_cancelled"
+
+    worker: Process = start_worker(env, tmp_path, name="canceller", concurrency=1)
+    try:
+        queue = redis_server.client(CANCEL_DB)
+        wait_until(lambda: queue.llen(QUEUE) == 0, 60, "the queue to drain")
+        deadline = time.monotonic() + 60
+        while (body := requests.get(f"{url}/tasks/{kept}", timeout=30).json())["status"] != "succeeded":
+            assert time.monotonic() < deadline, body
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text()
+    assert f"of job {kept}" in log and f"of job {cancelled}" not in log
+    final = requests.get(f"{url}/tasks/{cancelled}", timeout=30).json()
+    assert (final["status"], final["rows_done"], "results" in final) == ("failed", 0, False)
+
+
+def test_ctrl_c_in_the_cli_cancels_its_job(idle_api, redis_server, tmp_path) -> None:
+    url, _ = idle_api
+    (tmp_path / "records.json").write_text(json.dumps([RECORD] * 100))
+    env = {k: v for k, v in os.environ.items() if k not in ("API_KEY", "PREDICT_URL")}
+    command = [sys.executable, "-m", "client", "predict", str(tmp_path / "records.json"), "--url", url]
+    cli = subprocess.Popen(command, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+    try:
+        # Interrupt once the CLI polls, i.e. holds the task id: an interrupt before the 202 arrives leaves
+        # a client that never learnt which job to cancel.
+        access_log = tmp_path / "api.log"
+        wait_until(lambda: "GET /tasks/" in access_log.read_text(), 30, "the CLI to poll its job")
+        cli.send_signal(signal.SIGINT)
+        _, stderr = cli.communicate(timeout=30)
+    finally:
+        cli.kill()
+    assert cli.returncode == 130
+    assert "cancelled" in stderr
+    jobs = redis_server.client(CANCEL_DB)
+    (key,) = jobs.keys("glmq:job:*")
+    assert jobs.hget(key, "error_code") == b"job_cancelled"
