@@ -7,7 +7,7 @@ import logging
 import redis
 from flask import Flask
 
-from api import auth, errors, routes
+from api import auth, errors, metrics, routes
 from api.services import Services
 from model_store import ModelStore
 from settings import Settings
@@ -34,5 +34,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(metrics.bp)
     logging.getLogger(__name__).info("api settings: %s", settings.describe())
     return app

@@ -19,7 +19,7 @@ from flask import Flask, request
 from api.errors import ApiError
 from api.services import services
 
-OPEN_ENDPOINTS = ("predictions.health", "predictions.ready", "predictions.openapi")
+OPEN_ENDPOINTS = ("predictions.health", "predictions.ready", "predictions.openapi", "metrics.metrics")
 
 
 def owner_of(key: str) -> str:
@@ -66,7 +66,7 @@ def enforce_rate_limit(owner: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Check the key and the rate before every endpoint but the open ones (health, readiness, description)."""
+    """Check the key and the rate before every endpoint but the open ones (probes, description, metrics)."""
 
     @app.before_request
     def guard() -> None:

@@ -132,6 +132,18 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                     "responses": {"200": {"description": "Up.", "content": {"application/json": {"schema": _HEALTH}}}},
                 }
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Gauges in the Prometheus text format: queued and delivered chunks, "
+                            "unfinished jobs, the served model.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/ready": {
                 "get": {
                     "operationId": "ready",

@@ -247,6 +247,10 @@ class JobStore:
                 pieces.append(inner)
         return b"[" + b",".join(pieces) + b"]"
 
+    def unfinished(self) -> int:
+        """Return how many jobs are neither succeeded nor failed."""
+        return int(self.client.zcard(DEADLINES))
+
     def live(self) -> list[tuple[str, float]]:
         """Return every job not known to be finished, with its deadline (epoch seconds)."""
         return [(member.decode(), score) for member, score in self.client.zrange(DEADLINES, 0, -1, withscores=True)]

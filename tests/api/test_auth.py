@@ -31,7 +31,7 @@ def test_without_a_valid_key_predict_and_tasks_are_401(keyed_client, headers) ->
 
 
 def test_probes_and_the_description_need_no_key(keyed_client) -> None:
-    for path in ("/health", "/ready", "/openapi.json"):
+    for path in ("/health", "/ready", "/openapi.json", "/metrics"):
         assert keyed_client.get(path).status_code == 200, path
 
 

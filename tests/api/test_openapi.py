@@ -13,7 +13,7 @@ from api import create_app
 
 def test_the_description_lists_every_route(client) -> None:
     spec = client.get("/openapi.json").get_json()
-    assert set(spec["paths"]) == {"/predict", "/tasks/{task_id}", "/health", "/ready"}
+    assert set(spec["paths"]) == {"/predict", "/tasks/{task_id}", "/health", "/ready", "/metrics"}
     body_schema = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema["oneOf"][1]["maxItems"] == 1_000
     assert "x12" in spec["components"]["schemas"]["Record"]["properties"]
@@ -23,9 +23,9 @@ def test_no_generated_request_causes_a_server_error(settings) -> None:
     schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(settings))
     statuses: Counter[int] = Counter()
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 6
     for operation, mode in itertools.product(operations, GenerationMode):
-        takes_nothing = operation.path in ("/health", "/ready") or operation.method == "delete"
+        takes_nothing = operation.path in ("/health", "/ready", "/metrics") or operation.method == "delete"
         if mode is GenerationMode.NEGATIVE and takes_nothing:
             continue  # nothing, or only a free-form id: no negative case exists
 
