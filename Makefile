@@ -21,6 +21,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 up: install
 	$(BIN)/python -m stack
