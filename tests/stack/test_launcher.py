@@ -58,9 +58,13 @@ def launched(redis_server, tmp_path) -> Iterator[tuple[subprocess.Popen, str]]:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     yield launcher, f"http://127.0.0.1:{port}"
-    if launcher.poll() is None:
-        launcher.kill()
-        launcher.wait(10)
+    if launcher.poll() is None:  # the test failed early: stop it the way that also stops its children
+        launcher.terminate()
+        try:
+            launcher.wait(30)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.wait(10)
     log.close()
 
 
