@@ -76,6 +76,20 @@ def parse_threshold(raw: str | None) -> float | None:
     return value
 
 
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def parse_model_name(raw: str | None) -> str | None:
+    """Return the model a client names in the query string, if any, checked to be a plain name."""
+    if raw is None:
+        return None
+    if not _MODEL_NAME.fullmatch(raw):
+        raise ApiError(
+            422, "invalid_model", "model must be a name of letters, digits, '.', '_' or '-'.", {"model": raw}
+        )
+    return raw
+
+
 def parse_page(offset: str | None, limit: str | None) -> tuple[int, int | None] | None:
     """Return the (offset, limit) of the results a status request asks for; None asks for all of them."""
     if offset is None and limit is None:

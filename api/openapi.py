@@ -46,7 +46,14 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                             "in": "query",
                             "required": False,
                             "schema": {"type": "number", "minimum": 0, "maximum": 1},
-                        }
+                        },
+                        {
+                            "name": "model",
+                            "in": "query",
+                            "required": False,
+                            "description": f"The model to score with (default: {settings.model_name}).",
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+                        },
                     ],
                     "requestBody": {
                         "required": True,
@@ -73,6 +80,7 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
                         },
                         **{str(status): _error(HTTP_CODES[status]) for status in (400, 401, 413, 415, 422, 429)},
+                        "404": _error("model_not_found"),
                         "503": _error("redis_unavailable or model_unavailable"),
                     },
                 }

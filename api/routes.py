@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from api.batches import parse_batch, parse_page, parse_threshold
+from api.batches import parse_batch, parse_model_name, parse_page, parse_threshold
 from api.errors import ApiError
 from api.openapi import build_spec
 from api.services import services
@@ -24,7 +24,7 @@ CANCELLED = "job_cancelled"
 def predict() -> tuple[Response, int, dict[str, str]]:
     """Accept one record or a batch, store it, enqueue its chunks and answer 202 at once."""
     svc = services()
-    model = svc.serving_model()
+    model = svc.serving_model(parse_model_name(request.args.get("model")))
     records = parse_batch(request, model.input_fields, svc.settings.max_batch_rows, svc.settings.max_body_bytes)
     override = parse_threshold(request.args.get("threshold"))
     threshold = model.threshold if override is None else override

@@ -34,11 +34,17 @@ class Services:
     celery: Celery
     models: ModelStore
 
-    def serving_model(self) -> ServingModel:
-        """Return the current version of the configured model, without loading it."""
-        name = self.settings.model_name
+    def serving_model(self, requested: str | None = None) -> ServingModel:
+        """Return the current version of a model (the configured one by default), without loading it.
+
+        A model the client named and the store does not serve is the client's error (404); the
+        configured model missing is the service's (503).
+        """
+        name = requested or self.settings.model_name
         try:
             version = self.models.current(name)
+            if version is None and requested:
+                raise ApiError(404, "model_not_found", f"No version of model {name!r} is served.", {"model": name})
             if version is None:
                 raise ModelStoreError(f"no version of {name!r} is promoted")
             manifest = self.models.manifest(name, version)

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--threshold", type=float, help="cutoff for business_outcome, in [0, 1] (default: the model's)"
     )
+    predict.add_argument("--model", help="name of the model to score with (default: the service's)")
     predict.add_argument("--out", type=Path, help="results file, .csv, .json or .jsonl (default: JSON lines on stdout)")
     predict.add_argument(
         "--batch-rows", type=_positive_int, help="at most this many records per job (default: one job)"
@@ -74,7 +75,9 @@ def predict(args: argparse.Namespace) -> int:
         def show(rows_done: int, rows: int) -> None:
             bar.update(rows_done - bar.n)
 
-        results = client.predict(records, threshold=args.threshold, batch_rows=args.batch_rows, on_progress=show)
+        results = client.predict(
+            records, threshold=args.threshold, batch_rows=args.batch_rows, on_progress=show, model=args.model
+        )
     if args.out is None:
         write_json_lines(results, sys.stdout)
         sys.stdout.flush()

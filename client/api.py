@@ -74,9 +74,13 @@ class PredictionClient:
         if self._owns_session:
             self.session.close()
 
-    def submit(self, records: Record | Sequence[Record], threshold: float | None = None) -> Submitted:
-        """Submit one record or a list of records as one job."""
+    def submit(
+        self, records: Record | Sequence[Record], threshold: float | None = None, model: str | None = None
+    ) -> Submitted:
+        """Submit one record or a list of records as one job, to `model` or the service's default model."""
         params = {} if threshold is None else {"threshold": repr(float(threshold))}
+        if model is not None:
+            params["model"] = model
         response = self._request(
             "POST", "/predict", data=_encode(records), params=params, headers={"Content-Type": "application/json"}
         )
@@ -145,6 +149,7 @@ class PredictionClient:
         batch_rows: int | None = None,
         on_progress: ProgressCallback | None = None,
         *,
+        model: str | None = None,
         poll_interval: float = 0.2,
         wait_timeout: float | None = 900.0,
     ) -> list[dict[str, Any]]:
@@ -159,7 +164,7 @@ class PredictionClient:
         try:
             # Submit every batch first, so that the workers share them, then collect in order.
             for start, stop in _spans(len(rows), batch_rows):
-                jobs.append((start, self.submit(rows[start:stop], threshold)))
+                jobs.append((start, self.submit(rows[start:stop], threshold, model)))
             progress = _Progress(len(rows), [job.rows for _, job in jobs], on_progress)
             results: list[dict[str, Any]] = []
             for index, (start, job) in enumerate(jobs):

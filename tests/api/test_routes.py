@@ -228,6 +228,16 @@ def test_no_serving_model_is_503(settings, tmp_path) -> None:
     assert client.get("/health").status_code == 200
 
 
+def test_a_model_can_be_named_and_an_unknown_one_is_404(client) -> None:
+    named = post(client, RECORD, query="?model=glm26")
+    assert (named.status_code, named.get_json()["model"]) == (202, {"name": "glm26", "version": 1})
+    unknown = post(client, RECORD, query="?model=churn")
+    assert (unknown.status_code, unknown.get_json()["error"]["code"]) == (404, "model_not_found")
+    for bad in ("../glm26", "", "a" * 65, ".hidden"):
+        response = post(client, RECORD, query=f"?model={bad}")
+        assert (response.status_code, response.get_json()["error"]["code"]) == (422, "invalid_model"), bad
+
+
 def test_only_the_fields_the_model_reads_are_stored(client, redis_db) -> None:
     record = {**RECORD, "x0": "1.5", "x63": "62.59%", "unrelated": {"deep": [1, 2]}}
     task_id = post(client, record).get_json()["task_id"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import requests
 
+from client import PredictionClient
 from model_store import ModelStore, artifacts
 from stack.processes import ROOT, free_port, start_api
 from training.scoring import score_records
@@ -85,4 +86,7 @@ def test_a_model_trained_from_another_csv_is_served_exactly(stack, model_store_d
     bad, unseen = body["results"][-1], body["results"][-2]
     assert (set(bad), bad["row"], bad["error"]["field"]) == ({"row", "error"}, 201, "monthly_fee")
     assert unseen["row"] == 200 and all(unseen[v] == 0.0 for v in variables if v.startswith("plan_"))
+    # The session's API serves glm26 by default; a client names the other model per request.
+    with PredictionClient(stack.url) as client:
+        assert client.predict(batch, model="churn") == expected
     print("churn model variables:", variables, "AUC", round(manifest["metrics"]["auc_final_all_rows"], 3))
