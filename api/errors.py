@@ -73,6 +73,15 @@ def init_app(app: Flask) -> None:
                 response.headers[name] = value
         return response, status
 
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    def redis_full(exc: Exception) -> tuple[Response, int]:
+        # Redis refuses writes past maxmemory (noeviction: jobs are never evicted). The job's writes are one
+        # transaction, so nothing of it was stored; the client may come back once results expire or are read.
+        log.warning("redis is full: %s", exc)
+        response, status = error_response(503, "redis_full", "The job store is full; retry later.")
+        response.headers["Retry-After"] = "30"
+        return response, status
+
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
     @app.errorhandler(OperationalError)

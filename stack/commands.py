@@ -25,7 +25,7 @@ def worker_command(concurrency: int | None = None, app: str = "worker") -> list[
 
 
 def redis_args(port: int, data_dir: str, password: str | None = None) -> list[str]:
-    """Return redis-server arguments: AOF every second, loopback only, CONFIG disabled."""
+    """Return redis-server arguments: AOF every second, loopback only, CONFIG disabled, never evict."""
     args = [
         "--port", str(port),
         "--bind", "127.0.0.1",
@@ -33,6 +33,7 @@ def redis_args(port: int, data_dir: str, password: str | None = None) -> list[st
         "--appendonly", "yes",
         "--appendfsync", "everysec",
         "--save", "",
+        "--maxmemory-policy", "noeviction",
         "--rename-command", "CONFIG", "",
     ]  # fmt: skip
     return args if password is None else [*args, "--requirepass", password]

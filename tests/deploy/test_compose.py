@@ -88,7 +88,14 @@ def test_redis_persists_and_hides_config_like_the_local_stack(services):
     assert option(words, "--appendfsync") == ["everysec"]
     assert option(words, "--rename-command", 2) == ["CONFIG", ""]
     local = redis_args(6379, "/data")
-    for flag, count in (("--appendonly", 1), ("--appendfsync", 1), ("--save", 1), ("--rename-command", 2)):
+    flags = (
+        ("--appendonly", 1),
+        ("--appendfsync", 1),
+        ("--save", 1),
+        ("--maxmemory-policy", 1),
+        ("--rename-command", 2),
+    )
+    for flag, count in flags:
         assert option(words, flag, count) == option(local, flag, count), flag
 
 
