@@ -16,6 +16,7 @@ import msgspec
 from flask import Request
 
 from api.errors import ApiError
+from model_store import NAME_PATTERN
 
 _NON_FINITE_LITERALS = (b"NaN", b"Infinity", b"-Infinity")
 _AT_BYTE = re.compile(r"\(byte (\d+)\)")
@@ -76,7 +77,7 @@ def parse_threshold(raw: str | None) -> float | None:
     return value
 
 
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_MODEL_NAME = re.compile(NAME_PATTERN)
 
 
 def parse_model_name(raw: str | None) -> str | None:

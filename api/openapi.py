@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from api.errors import HTTP_CODES
+from model_store import NAME_PATTERN
 from settings import Settings
 
 _RAW_VALUE = {"type": ["string", "number", "integer", "boolean", "null"]}
 _HEALTH = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
+_TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _READY = {
     "type": "object",
     "properties": {"status": {"const": "ready"}, "model": {"$ref": "#/components/schemas/Model"}},
@@ -52,7 +54,7 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                             "in": "query",
                             "required": False,
                             "description": f"The model to score with (default: {settings.model_name}).",
-                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+                            "schema": {"type": "string", "pattern": f"^{NAME_PATTERN}$"},
                         },
                     ],
                     "requestBody": {
@@ -90,7 +92,7 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                     "operationId": "task",
                     "security": security,
                     "parameters": [
-                        {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                        _TASK_ID,
                         {
                             "name": "offset",
                             "in": "query",
@@ -121,7 +123,7 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                 "delete": {
                     "operationId": "cancel",
                     "security": security,
-                    "parameters": [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "parameters": [_TASK_ID],
                     "responses": {
                         "200": {
                             "description": "Cancelled: the task is failed with error code job_cancelled.",

@@ -97,11 +97,11 @@ class PredictionClient:
     def status(self, task_id: str, offset: int | None = None, limit: int | None = None) -> dict[str, Any]:
         """Return the job's current status body, with its results (or the page asked for) once it succeeded."""
         params = {name: value for name, value in (("offset", offset), ("limit", limit)) if value is not None}
-        return self._request("GET", f"/tasks/{quote(task_id, safe='')}", params=params).json()
+        return self._request("GET", _task_path(task_id), params=params).json()
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         """Cancel a queued or running job; return its status body (failed, with error code job_cancelled)."""
-        return self._request("DELETE", f"/tasks/{quote(task_id, safe='')}").json()
+        return self._request("DELETE", _task_path(task_id)).json()
 
     def wait(
         self,
@@ -181,7 +181,7 @@ class PredictionClient:
         # Best effort, one attempt each: this runs while an error or a Ctrl-C is on its way out.
         for task_id in task_ids:
             with contextlib.suppress(ClientError, ConnectionFailedError):
-                self._request("DELETE", f"/tasks/{quote(task_id, safe='')}", attempts=1)
+                self._request("DELETE", _task_path(task_id), attempts=1)
 
     def _request(self, method: str, path: str, attempts: int | None = None, **kwargs: Any) -> requests.Response:
         url = self.base_url + path
@@ -206,6 +206,10 @@ class PredictionClient:
                 continue
             raise error_from_response(response)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _task_path(task_id: str) -> str:
+    return f"/tasks/{quote(task_id, safe='')}"
 
 
 def error_from_response(response: requests.Response) -> ClientError:

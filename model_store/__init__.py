@@ -4,6 +4,6 @@
 """
 
 from model_store.exceptions import IntegrityError, ModelNotFoundError, ModelStoreError
-from model_store.store import ModelStore
+from model_store.store import NAME_PATTERN, ModelStore
 
-__all__ = ["IntegrityError", "ModelNotFoundError", "ModelStore", "ModelStoreError"]
+__all__ = ["NAME_PATTERN", "IntegrityError", "ModelNotFoundError", "ModelStore", "ModelStoreError"]

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -26,6 +27,9 @@ from typing import Any
 
 from model_store.exceptions import IntegrityError, ModelNotFoundError
 
+# What a model may be called: a plain folder name, so no name can reach outside the store.
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_NAME = re.compile(NAME_PATTERN)
 ARTIFACT = "model.skops"
 MANIFEST = "manifest.json"
 # Recorded in every manifest; read from package metadata so the catalog never imports them.
@@ -157,7 +161,7 @@ class ModelStore:
         return current
 
     def _versions_dir(self, name: str) -> Path:
-        if not name or not all(ch.isalnum() or ch in "-_." for ch in name) or name.startswith("."):
+        if not _NAME.fullmatch(name):
             raise ValueError(f"invalid model name {name!r}")
         return self.root / name / "versions"
 
