@@ -33,6 +33,7 @@ WORKDIR /app
 # The source stays owned by root: the app user can read it, never change it.
 COPY settings.py ./
 COPY api/ api/
+COPY jobs/ jobs/
 COPY worker/ worker/
 COPY training/ training/
 COPY model_store/ model_store/

@@ -22,6 +22,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 up: install
 	$(BIN)/python -m stack

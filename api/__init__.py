@@ -9,10 +9,10 @@ from flask import Flask
 
 from api import auth, errors, metrics, routes
 from api.services import Services
+from jobs import JobStore
+from jobs.broker import make_celery
 from model_store import ModelStore
 from settings import Settings
-from worker.celery_app import make_celery
-from worker.jobs import JobStore
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -18,6 +18,7 @@ from flask import Flask, request
 
 from api.errors import ApiError
 from api.services import services
+from jobs import keys
 
 OPEN_ENDPOINTS = ("predictions.health", "predictions.ready", "predictions.openapi", "metrics.metrics")
 
@@ -52,7 +53,7 @@ def enforce_rate_limit(owner: str) -> None:
     now = time.time()
     window = int(now // 60)
     caller = owner or f"addr:{request.remote_addr}"
-    key = f"glmq:rate:{caller}:{window}"
+    key = keys.rate(caller, window)
     pipe = svc.redis.pipeline()
     pipe.incr(key)
     pipe.expire(key, 61)

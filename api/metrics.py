@@ -6,7 +6,7 @@ from flask import Blueprint, Response
 
 from api.errors import ApiError
 from api.services import services
-from worker.celery_app import QUEUE
+from jobs.broker import QUEUE
 
 bp = Blueprint("metrics", __name__)
 UNACKED = "unacked"  # kombu's hash of messages delivered to a worker and not yet acknowledged

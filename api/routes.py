@@ -12,8 +12,8 @@ from api.batches import parse_batch, parse_model_name, parse_page, parse_thresho
 from api.errors import ApiError
 from api.openapi import build_spec
 from api.services import services
-from worker.celery_app import SCORE_CHUNK
-from worker.jobs import JobStatus, NewJob
+from jobs import Job, JobStatus, NewJob
+from jobs.broker import SCORE_CHUNK
 
 bp = Blueprint("predictions", __name__)
 _TASK_ID = re.compile(r"[0-9a-f]{32}")
@@ -60,15 +60,15 @@ def task(task_id: str) -> Response:
     """Report a job's status, with its results in input order once it succeeded (a page of them if asked)."""
     svc = services()
     page = parse_page(request.args.get("offset"), request.args.get("limit"))
-    record = _own_record(task_id)
-    body = _status(task_id, record)
-    if record["status"] != JobStatus.SUCCEEDED.value:
+    job = _own_job(task_id)
+    body = _status(job)
+    if job.status != JobStatus.SUCCEEDED:
         return Response(msgspec.json.encode(body), status=200, mimetype="application/json")
 
-    rows = body["rows"]
+    rows = job.rows
     offset, limit = page or (0, None)
     stop = rows if limit is None else min(rows, offset + limit)
-    results = svc.jobs.results(task_id, rows, int(record["chunk_rows"]), range(offset, stop))
+    results = svc.jobs.results(task_id, rows, job.chunk_rows, range(offset, stop))
     if results is None:
         raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": task_id})
     if page is not None:
@@ -84,35 +84,35 @@ def task(task_id: str) -> Response:
 def cancel(task_id: str) -> Response:
     """Cancel a queued or running job: no further chunk of it runs, and its payload is dropped."""
     jobs = services().jobs
-    record = _own_record(task_id)
+    job = _own_job(task_id)
     cancelled = jobs.fail(task_id, "cancelled by the client", code=CANCELLED)
-    record = jobs.get(task_id) or record
-    if not cancelled and record.get("error_code") != CANCELLED:
-        raise ApiError(409, "task_finished", f"The task has already {record['status']}.", {"task_id": task_id})
-    return Response(msgspec.json.encode(_status(task_id, record)), status=200, mimetype="application/json")
+    job = jobs.get(task_id) or job
+    if not cancelled and job.error_code != CANCELLED:
+        raise ApiError(409, "task_finished", f"The task has already {job.status}.", {"task_id": task_id})
+    return Response(msgspec.json.encode(_status(job)), status=200, mimetype="application/json")
 
 
-def _own_record(task_id: str) -> dict[str, str]:
-    record = services().jobs.get(task_id) if _TASK_ID.fullmatch(task_id) else None
-    if record is None or record.get("owner", "") != request.environ.get("glmq.owner", ""):
+def _own_job(task_id: str) -> Job:
+    job = services().jobs.get(task_id) if _TASK_ID.fullmatch(task_id) else None
+    if job is None or job.owner != request.environ.get("glmq.owner", ""):
         raise ApiError(404, "task_not_found", "No such task; it may have expired.", {"task_id": task_id})
-    return record
+    return job
 
 
-def _status(task_id: str, record: dict[str, str]) -> dict[str, Any]:
+def _status(job: Job) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "task_id": task_id,
-        "status": record["status"],
-        "rows": int(record["rows"]),
-        "rows_done": int(record["rows_done"]),
-        "model": {"name": record["model_name"], "version": int(record["model_version"])},
-        "threshold": float(record["threshold"]),
-        "submitted_at": record["submitted_at"],
+        "task_id": job.id,
+        "status": job.status.value,
+        "rows": job.rows,
+        "rows_done": job.rows_done,
+        "model": {"name": job.model_name, "version": job.model_version},
+        "threshold": job.threshold,
+        "submitted_at": job.submitted_at,
     }
-    if "finished_at" in record:
-        body["finished_at"] = record["finished_at"]
-    if record["status"] == JobStatus.FAILED.value:
-        body["error"] = {"code": record.get("error_code", "job_failed"), "message": record.get("error", "unknown")}
+    if job.finished_at is not None:
+        body["finished_at"] = job.finished_at
+    if job.status == JobStatus.FAILED:
+        body["error"] = {"code": job.error_code or "job_failed", "message": job.error or "unknown"}
     return body
 
 

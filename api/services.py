@@ -9,9 +9,9 @@ from celery import Celery
 from flask import current_app
 
 from api.errors import ApiError
+from jobs import JobStore
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
-from worker.jobs import JobStore
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pytest
 import redis
 from sklearn.pipeline import Pipeline
 
+from jobs import JobStore, NewJob
 from model_store import ModelStore, artifacts
 from stack.processes import Process, free_port, start_redis
 from training.approved import build_approved, load_reference
@@ -101,3 +102,14 @@ def model_store_dir(tmp_path_factory: pytest.TempPathFactory, approved: Pipeline
     )
     store.promote("glm26", version)
     return root
+
+
+@pytest.fixture
+def jobs(redis_db: redis.Redis) -> JobStore:
+    """A job store on the database that the test's directory owns (its `redis_db` fixture)."""
+    return JobStore(redis_db, ttl_seconds=600, deadline_seconds=60)
+
+
+@pytest.fixture
+def new_job() -> NewJob:
+    return NewJob(rows=5, chunk_rows=2, model_name="glm26", model_version=1, threshold=0.712)

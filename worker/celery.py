@@ -1,6 +1,6 @@
 """Entry point that `celery -A worker` finds: the app, built from the environment."""
 
+from jobs.broker import make_celery
 from settings import Settings
-from worker.celery_app import make_celery
 
-app = make_celery(Settings.from_env())
+app = make_celery(Settings.from_env(), include=["worker.tasks"])

@@ -12,11 +12,12 @@ from celery import current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import task_failure, worker_process_init, worker_ready, worker_shutdown
 
+from jobs import JobStore
+from jobs.broker import SCORE_CHUNK
+from jobs.store import StartOutcome
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
 from training.scoring import score_records
-from worker.celery_app import SCORE_CHUNK
-from worker.jobs import JobStore
 from worker.models import ModelCache
 from worker.watchdog import Watchdog
 
@@ -60,19 +61,18 @@ def score_chunk(job_id: str, chunk: int) -> None:
     """Score one chunk of a job and record its results; safe to run more than once."""
     state = process_state()
     jobs = state.jobs
-    if jobs.start_chunk(job_id, chunk, state.settings.max_chunk_retries + 1) != 0:
+    outcome, delivery = jobs.start_chunk(job_id, chunk, state.settings.max_chunk_retries + 1)
+    if outcome != StartOutcome.RUN or delivery is None:
         return
-    job = jobs.get(job_id)
-    records = jobs.payload(job_id, chunk)
-    if job is None or records is None:
+    job, records = delivery.job, delivery.records
+    if records is None:
         jobs.fail(job_id, f"the payload of chunk {chunk} expired before it ran")
         return
     try:
-        model = state.models.get(job["model_name"], int(job["model_version"]))
-        first_row = chunk * int(job["chunk_rows"])
-        results = score_records(model.pipeline, records, float(job["threshold"]), first_row)
+        model = state.models.get(job.model_name, job.model_version)
+        results = score_records(model.pipeline, records, job.threshold, chunk * job.chunk_rows)
     except ModelStoreError as exc:
-        jobs.fail(job_id, f"model {job['model_name']} v{job['model_version']} cannot be loaded: {exc}")
+        jobs.fail(job_id, f"model {job.model_name} v{job.model_version} cannot be loaded: {exc}")
         return
     except SoftTimeLimitExceeded:
         jobs.fail(job_id, f"chunk {chunk} exceeded the time limit of {state.settings.task_soft_time_limit} s")

@@ -19,9 +19,9 @@ import time
 import redis
 from celery import Celery
 
+from jobs import JobStore, keys
+from jobs.broker import SCORE_CHUNK, queue_depth
 from settings import Settings
-from worker.celery_app import QUEUE, SCORE_CHUNK
-from worker.jobs import PREFIX, TERMINAL, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +30,17 @@ def sweep(jobs: JobStore, app: Celery, stall_seconds: float, now: float | None =
     """Fail overdue jobs and re-drive those without progress for `stall_seconds`; return what was done."""
     now = time.time() if now is None else now
     counts = {"failed": 0, "redriven": 0, "forgotten": 0}
-    backlog = jobs.client.llen(QUEUE)
+    backlog = queue_depth(app)
     for job_id, deadline in jobs.live():
-        record = jobs.get(job_id)
-        if record is None or record["status"] in TERMINAL:
+        job = jobs.get(job_id)
+        if job is None or job.status.terminal:
             jobs.forget_deadline(job_id)
             counts["forgotten"] += 1
         elif now >= deadline:
-            reason = f"deadline exceeded: {record['rows_done']} of {record['rows']} rows scored"
+            reason = f"deadline exceeded: {job.rows_done} of {job.rows} rows scored"
             counts["failed"] += jobs.fail(job_id, reason)
-        elif backlog == 0 and now - float(record["heartbeat"]) >= stall_seconds:
-            pending = jobs.pending_chunks(job_id, int(record["chunks"]))
+        elif backlog == 0 and now - job.heartbeat >= stall_seconds:
+            pending = jobs.pending_chunks(job_id, job.chunks)
             jobs.touch(job_id)
             for chunk in pending:
                 app.send_task(SCORE_CHUNK, args=[job_id, chunk])
@@ -52,7 +52,7 @@ def sweep(jobs: JobStore, app: Celery, stall_seconds: float, now: float | None =
 class Watchdog(threading.Thread):
     """Sweeps every interval, when it wins the lock that keeps scaled-out workers from all sweeping."""
 
-    LOCK = f"{PREFIX}:watchdog"
+    LOCK = keys.WATCHDOG_LOCK
 
     def __init__(self, app: Celery, jobs: JobStore, settings: Settings) -> None:
         super().__init__(name="glmq-watchdog", daemon=True)

@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("numpy", "pandas", "scipy", "sklearn", "skops", "training")
+HEAVY = ("numpy", "pandas", "scipy", "sklearn", "skops", "training", "worker")
 
 
-def test_the_api_process_never_imports_the_scientific_stack(model_store_dir) -> None:
+def test_the_api_process_never_imports_the_scientific_stack_or_the_worker(model_store_dir) -> None:
     # It reads which version serves from the manifest; loading and scoring belong to the workers.
     program = (
         "import json, sys\n"

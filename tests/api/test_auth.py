@@ -3,6 +3,7 @@ from dataclasses import replace
 import pytest
 
 from api import create_app
+from jobs import keys
 from settings import Secret
 from tests.api.test_routes import RECORD, post
 
@@ -45,7 +46,7 @@ def test_a_task_is_visible_and_cancellable_only_by_the_key_that_created_it(keyed
     assert other.get_json()["error"]["code"] == "task_not_found"
     assert keyed_client.delete(task_url, headers=bearer("beta-key")).status_code == 404
     assert keyed_client.get(task_url, headers=bearer("alpha-key")).get_json()["status"] == "queued"
-    stored_owner = redis_db.hget(f"glmq:job:{response.get_json()['task_id']}", "owner").decode()
+    stored_owner = redis_db.hget(keys.job(response.get_json()["task_id"]), "owner").decode()
     assert stored_owner and "alpha" not in stored_owner
 
 

@@ -1,6 +1,6 @@
 import json
 
-from worker.celery_app import QUEUE
+from jobs.broker import QUEUE
 
 
 def samples(text: str) -> dict[str, float]:

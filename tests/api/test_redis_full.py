@@ -44,8 +44,8 @@ def test_a_full_store_answers_503_and_keeps_no_half_job(settings, small_redis) -
     assert int(response.headers["Retry-After"]) > 0
 
     store = redis.Redis(port=small_redis)
-    jobs = store.keys("glmq:job:*")
+    jobs = store.keys("glmq:*:job")
     assert len(jobs) == statuses.count(202)  # the refused job left no record
-    assert len(store.keys("glmq:payload:*")) == 2 * len(jobs)  # and every accepted job has all its chunks
+    assert len(store.keys("glmq:*:payload:*")) == 2 * len(jobs)  # and every accepted job has all its chunks
     store.close()
     app.extensions["glmq"].redis.close()

@@ -3,9 +3,11 @@ import json
 import pytest
 
 from api import create_app
+from jobs import keys
+from jobs.broker import QUEUE
+from jobs.store import StartOutcome
 from settings import Secret
 from stack.processes import free_port
-from worker.celery_app import QUEUE
 
 RECORD = {"x5": "sunday", "x12": "$3709.93", "x31": "asia", "x81": "November", "x91": "0.5"}
 
@@ -34,9 +36,9 @@ def test_accepts_one_record_and_answers_202_at_once(client, redis_db) -> None:
 def test_the_job_record_and_payload_are_written_and_the_message_carries_only_ids(client, redis_db) -> None:
     records = [dict(RECORD, x91=str(i)) for i in range(250)]
     task_id = post(client, records).get_json()["task_id"]
-    job = {k.decode(): v.decode() for k, v in redis_db.hgetall(f"glmq:job:{task_id}").items()}
+    job = {k.decode(): v.decode() for k, v in redis_db.hgetall(keys.job(task_id)).items()}
     assert (job["status"], job["rows"], job["chunks"], job["rows_done"]) == ("queued", "250", "3", "0")
-    chunks = [json.loads(redis_db.get(f"glmq:payload:{task_id}:{k}")) for k in range(3)]
+    chunks = [json.loads(redis_db.get(keys.payload(task_id, k))) for k in range(3)]
     assert chunks[0] + chunks[1] + chunks[2] == records
     messages = queued_messages(redis_db)
     assert [m["headers"]["argsrepr"] for m in messages] == [f"['{task_id}', {k}]" for k in (2, 1, 0)] or sorted(
@@ -66,7 +68,7 @@ def test_status_of_a_queued_job(client) -> None:
 def test_client_threshold_is_kept_with_the_job(client, redis_db) -> None:
     body = post(client, RECORD, query="?threshold=0.25").get_json()
     assert body["threshold"] == 0.25
-    assert redis_db.hget(f"glmq:job:{body['task_id']}", "threshold") == b"0.25"
+    assert redis_db.hget(keys.job(body["task_id"]), "threshold") == b"0.25"
 
 
 def finish_as_workers_would(app, task_id: str, rows: int, chunk_rows: int) -> None:
@@ -107,10 +109,10 @@ def test_a_queued_job_can_be_cancelled_once_and_stays_cancelled(app, client, red
         "failed",
         {"code": "job_cancelled", "message": "cancelled by the client"},
     )
-    assert redis_db.keys(f"glmq:payload:{task_id}:*") == []
+    assert redis_db.keys(f"glmq:*{task_id}*:payload:*") == []
     assert client.delete(f"/tasks/{task_id}").get_json() == body  # cancelling again changes nothing
     jobs = app.extensions["glmq"].jobs
-    assert jobs.start_chunk(task_id, 0, max_deliveries=3) == 1  # a worker skips its chunks
+    assert jobs.start_chunk(task_id, 0, max_deliveries=3) == (StartOutcome.SKIP, None)  # a worker skips it
     assert jobs.finish_chunk(task_id, 1, 100, b"[]") == -1  # and one already running cannot revive it
     assert client.get(f"/tasks/{task_id}").get_json() == body
 
@@ -241,4 +243,4 @@ def test_a_model_can_be_named_and_an_unknown_one_is_404(client) -> None:
 def test_only_the_fields_the_model_reads_are_stored(client, redis_db) -> None:
     record = {**RECORD, "x0": "1.5", "x63": "62.59%", "unrelated": {"deep": [1, 2]}}
     task_id = post(client, record).get_json()["task_id"]
-    assert json.loads(redis_db.get(f"glmq:payload:{task_id}:0")) == [RECORD]
+    assert json.loads(redis_db.get(keys.payload(task_id, 0))) == [RECORD]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from jobs import keys
 from stack.processes import Process, free_port, start_api, start_redis, start_worker
 from tests.conftest import RedisServer
 
@@ -84,7 +85,7 @@ class FaultStack:
     def redelivered_chunks(self, task_ids: list[str]) -> int:
         """Count chunks that were started more than once (Redis keeps a delivery count per chunk)."""
         client = self.redis.client()
-        return sum(1 for task_id in task_ids for count in client.hvals(f"glmq:attempts:{task_id}") if int(count) > 1)
+        return sum(1 for task_id in task_ids for count in client.hvals(keys.attempts(task_id)) if int(count) > 1)
 
     def children(self, process: Process) -> list[int]:
         """Return the pool processes of a Celery worker."""

@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from worker.celery_app import QUEUE
+from jobs import keys
+from jobs.broker import QUEUE
 
 pytestmark = pytest.mark.faults
 
@@ -27,7 +28,7 @@ def test_a_job_whose_messages_were_lost_is_re_driven(fault_stack, real_rows, rep
 def test_a_job_whose_payload_was_lost_fails_with_a_reason(fault_stack, real_rows) -> None:
     fault_stack.start_api()
     task_id = fault_stack.submit([r["values"] for r in real_rows["rows"]]).json()["task_id"]
-    fault_stack.redis.client().delete(f"glmq:payload:{task_id}:0")
+    fault_stack.redis.client().delete(keys.payload(task_id, 0))
     fault_stack.start_worker("w1", concurrency=1)
     final = fault_stack.wait_all([task_id], timeout=60)[task_id]
     assert final["status"] == "failed"

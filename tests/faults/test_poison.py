@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+from jobs import keys
+
 pytestmark = pytest.mark.faults
 
 
@@ -21,7 +23,7 @@ def test_a_chunk_that_crashes_its_process_is_retried_boundedly_then_fails(faulty
     healthy = stack.submit([good] * 3).json()["task_id"]
     started = time.monotonic()
     final = stack.wait_all([poison, healthy], timeout=120)
-    deliveries = int(stack.redis.client().hget(f"glmq:attempts:{poison}", "0"))
+    deliveries = int(stack.redis.client().hget(keys.attempts(poison), "0"))
     report("poison chunk", {"deliveries": deliveries, "seconds to fail": round(time.monotonic() - started, 1),
                             "reason": final[poison].get("error", {}).get("message")})  # fmt: skip
     assert final[poison]["status"] == "failed"

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from kombu import Connection
 
-from worker.celery_app import QUEUE, SCORE_CHUNK
+from jobs.broker import QUEUE, SCORE_CHUNK
 
 pytestmark = pytest.mark.faults
 

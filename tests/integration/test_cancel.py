@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from jobs.broker import QUEUE
 from stack.processes import ROOT, Process, free_port, start_api, start_worker, wait_until
-from worker.celery_app import QUEUE
 
 pytestmark = pytest.mark.integration
 CANCEL_DB = 4
@@ -74,5 +74,5 @@ def test_ctrl_c_in_the_cli_cancels_its_job(idle_api, redis_server, tmp_path) -> 
     assert cli.returncode == 130
     assert "cancelled" in stderr
     jobs = redis_server.client(CANCEL_DB)
-    (key,) = jobs.keys("glmq:job:*")
+    (key,) = jobs.keys("glmq:*:job")
     assert jobs.hget(key, "error_code") == b"job_cancelled"

@@ -3,9 +3,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from jobs.broker import make_celery
 from settings import Secret, Settings
-from worker.celery_app import make_celery
-from worker.jobs import JobStore, NewJob
 
 WORKER_DB = 2
 
@@ -16,15 +15,5 @@ def redis_db(redis_server) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def jobs(redis_db) -> JobStore:
-    return JobStore(redis_db, ttl_seconds=600, deadline_seconds=60)
-
-
-@pytest.fixture
 def celery_app(redis_server):
     return make_celery(Settings(redis_url=Secret(redis_server.url_of(WORKER_DB))))
-
-
-@pytest.fixture
-def new_job() -> NewJob:
-    return NewJob(rows=5, chunk_rows=2, model_name="glm26", model_version=1, threshold=0.712)

@@ -2,8 +2,8 @@ import json
 import time
 from dataclasses import replace
 
-from worker.celery_app import QUEUE
-from worker.jobs import JobStore, NewJob
+from jobs import JobStore, NewJob, keys
+from jobs.broker import QUEUE
 from worker.watchdog import sweep
 
 RECORDS = [{"x12": str(i)} for i in range(5)]
@@ -37,14 +37,16 @@ def test_a_job_past_its_deadline_is_failed_with_a_reason(jobs: JobStore, new_job
     jobs.finish_chunk(job_id, 0, 2, b"[]")
     counts = sweep(jobs, celery_app, stall_seconds=5, now=time.time() + 61)
     assert counts["failed"] == 1
-    record = jobs.get(job_id)
-    assert (record["status"], record["error"]) == ("failed", "deadline exceeded: 2 of 5 rows scored")
+    job = jobs.get(job_id)
+    assert (job.status, job.error) == ("failed", "deadline exceeded: 2 of 5 rows scored")
 
 
 def test_finished_and_vanished_jobs_are_forgotten(jobs: JobStore, new_job: NewJob, celery_app, redis_db) -> None:
     done, _ = jobs.create(replace(new_job, rows=2), RECORDS[:2])
     jobs.finish_chunk(done, 0, 2, b"[]")
+    # As if the worker died between the finishing script and the separate removal from the index.
+    redis_db.zadd(keys.DEADLINES, {done: time.time() + 60})
     gone, _ = jobs.create(new_job, RECORDS)
-    redis_db.delete(f"glmq:job:{gone}")
-    sweep(jobs, celery_app, stall_seconds=5, now=time.time() + 10)
+    redis_db.delete(keys.job(gone))
+    assert sweep(jobs, celery_app, stall_seconds=5, now=time.time() + 10)["forgotten"] == 2
     assert jobs.live() == []

@@ -1,6 +1,8 @@
-"""The Celery application, built from settings."""
+"""The broker contract: the Celery app, its queue and task names, and how deep the queue is."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from celery import Celery
 
@@ -10,11 +12,14 @@ QUEUE = "predictions"
 SCORE_CHUNK = "worker.tasks.score_chunk"
 
 
-def make_celery(settings: Settings) -> Celery:
-    """Return a JSON-only Celery app that acknowledges late and survives lost workers."""
-    app = Celery("glmq", broker=settings.redis_url.reveal(), include=["worker.tasks"])
+def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
+    """Return a JSON-only Celery app that acknowledges late and survives lost workers.
+
+    The API builds it only to send; the worker names its task modules in `include`.
+    """
+    app = Celery("glmq", broker=settings.redis_url.reveal(), include=list(include))
     app.conf.update(
-        broker_transport="worker.transport:Transport",
+        broker_transport="jobs.transport:Transport",
         task_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],
@@ -39,3 +44,13 @@ def make_celery(settings: Settings) -> Celery:
     )
     app.conf.glmq_settings = settings
     return app
+
+
+def queue_depth(app: Celery) -> int:
+    """Return how many messages wait in the work queue, asked of the broker itself."""
+    with app.connection_for_read() as connection:
+        try:
+            _, messages, _ = connection.default_channel.queue_declare(queue=QUEUE, passive=True)
+        except connection.channel_errors:  # not declared yet; on Redis, an empty queue does not exist
+            return 0
+    return int(messages)

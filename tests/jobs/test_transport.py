@@ -2,7 +2,7 @@ import pytest
 import redis
 from kombu import Connection
 
-from worker.transport import Transport
+from jobs.transport import Transport
 
 
 def detached_channel(url: str, transport: object):

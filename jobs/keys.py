@@ -1,0 +1,49 @@
+"""Every Redis key name the service uses, made here and nowhere else.
+
+All keys of one job carry the hash tag `{<job id>}`, so on Redis Cluster they share one slot and a
+Lua script may touch them together. Global structures (the deadline index, the watchdog lock, rate
+windows) are written in calls of their own, never inside a job's script.
+
+    glmq:{<id>}:job           hash: the job record (jobs.record.Job)
+    glmq:{<id>}:payload:<k>   chunk k's records, JSON
+    glmq:{<id>}:result:<k>    chunk k's results, JSON
+    glmq:{<id>}:done          set of finished chunk numbers (makes completion idempotent)
+    glmq:{<id>}:attempts      hash: chunk number -> deliveries seen
+    glmq:deadlines            sorted set: live job ids by deadline, for the watchdog
+    glmq:watchdog             the lock that lets one watchdog sweep at a time
+    glmq:rate:<caller>:<min>  a caller's submissions in one minute
+"""
+
+from __future__ import annotations
+
+PREFIX = "glmq"
+DEADLINES = f"{PREFIX}:deadlines"
+WATCHDOG_LOCK = f"{PREFIX}:watchdog"
+
+
+def _tagged(job_id: str) -> str:
+    return f"{PREFIX}:{{{job_id}}}"
+
+
+def job(job_id: str) -> str:
+    return f"{_tagged(job_id)}:job"
+
+
+def payload(job_id: str, chunk: int) -> str:
+    return f"{_tagged(job_id)}:payload:{chunk}"
+
+
+def result(job_id: str, chunk: int) -> str:
+    return f"{_tagged(job_id)}:result:{chunk}"
+
+
+def done(job_id: str) -> str:
+    return f"{_tagged(job_id)}:done"
+
+
+def attempts(job_id: str) -> str:
+    return f"{_tagged(job_id)}:attempts"
+
+
+def rate(caller: str, window: int) -> str:
+    return f"{PREFIX}:rate:{caller}:{window}"

@@ -1,0 +1,98 @@
+"""The job record: one typed shape, read from and written to a Redis hash in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import msgspec
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+def now_iso() -> str:
+    """Return the current UTC time as ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What the API knows when it accepts a batch."""
+
+    rows: int
+    chunk_rows: int
+    model_name: str
+    model_version: int
+    threshold: float
+    owner: str = ""
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.rows // self.chunk_rows)
+
+
+class Job(msgspec.Struct, kw_only=True, frozen=True):
+    """A job as stored: its hash fields, typed. `id` is the key's, not a field of the hash."""
+
+    id: str
+    status: JobStatus
+    rows: int
+    chunks: int
+    chunk_rows: int
+    rows_done: int = 0
+    model_name: str
+    model_version: int
+    threshold: float
+    owner: str = ""
+    submitted_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    heartbeat: float = 0.0
+    error: str | None = None
+    error_code: str | None = None
+
+    @classmethod
+    def accepted(cls, job_id: str, new: NewJob, now: float) -> Job:
+        """Return the record of a job the API has just accepted."""
+        return cls(
+            id=job_id,
+            status=JobStatus.QUEUED,
+            rows=new.rows,
+            chunks=new.chunks,
+            chunk_rows=new.chunk_rows,
+            model_name=new.model_name,
+            model_version=new.model_version,
+            threshold=new.threshold,
+            owner=new.owner,
+            submitted_at=now_iso(),
+            heartbeat=now,
+        )
+
+    @classmethod
+    def from_hash(cls, job_id: str, fields: Mapping[bytes, bytes]) -> Job | None:
+        """Return the record read from a Redis hash (HGETALL), or None when the hash is empty."""
+        if not fields:
+            return None
+        strings: dict[str, object] = {k.decode(): v.decode() for k, v in fields.items()}
+        strings["id"] = job_id
+        return msgspec.convert(strings, cls, strict=False)
+
+    def to_hash(self) -> dict[str, str]:
+        """Return the hash fields to write: every set field as a string, `id` left out."""
+        fields = msgspec.to_builtins(self)
+        del fields["id"]
+        return {name: repr(value) if isinstance(value, float) else str(value) for name, value in fields.items()
+                if value is not None}  # fmt: skip

@@ -1,0 +1,9 @@
+-- Fails a job unless it already finished.
+-- KEYS: job.  ARGV: now (ISO), reason, error code.
+-- Returns 1 when this call failed the job, else 0.
+local job = KEYS[1]
+if redis.call('EXISTS', job) == 0 then return 0 end
+local status = redis.call('HGET', job, 'status')
+if status == 'succeeded' or status == 'failed' then return 0 end
+redis.call('HSET', job, 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2], 'error_code', ARGV[3])
+return 1

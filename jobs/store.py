@@ -1,0 +1,173 @@
+"""Job state in Redis: the single source of truth for a prediction job.
+
+A job is written before any of its chunks is enqueued. Its payload travels out of band
+(claim-check): one key per chunk, and the Celery message carries only the job id and the
+chunk number. Every key has a TTL; `jobs.keys` names them all.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from importlib import resources
+from typing import Any
+
+import msgspec
+import redis
+
+from jobs import keys
+from jobs.record import Job, NewJob, now_iso
+
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _script(client: redis.Redis, name: str) -> Any:
+    return client.register_script(resources.files("jobs").joinpath("scripts", f"{name}.lua").read_text())
+
+
+class StartOutcome(IntEnum):
+    """What `start_chunk` decided: run the chunk, skip it, or the job failed on its retry budget."""
+
+    RUN = 0
+    SKIP = 1
+    GAVE_UP = 2
+
+
+class FinishOutcome(IntEnum):
+    """What `finish_chunk` recorded."""
+
+    GONE = -1
+    COUNTED = 0
+    DUPLICATE = 1
+    SUCCEEDED = 2
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A chunk this delivery may run: the job it belongs to and its records (None when expired)."""
+
+    job: Job
+    records: list[dict[str, Any]] | None
+
+
+class JobStore:
+    """Reads and writes job state in one Redis database."""
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int, deadline_seconds: int) -> None:
+        self.client = client
+        self.ttl = ttl_seconds
+        self.deadline = deadline_seconds
+        self._start = _script(client, "start_chunk")
+        self._finish = _script(client, "finish_chunk")
+        self._fail = _script(client, "fail_job")
+
+    def create(self, new: NewJob, records: Sequence[Any]) -> tuple[str, list[int]]:
+        """Write the job record and its payload chunks; return the id and the chunk numbers."""
+        if len(records) != new.rows:
+            raise ValueError(f"the job declares {new.rows} rows but {len(records)} records were given")
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(keys.job(job_id), mapping=Job.accepted(job_id, new, now).to_hash())  # type: ignore[arg-type]
+        pipe.expire(keys.job(job_id), self.ttl)
+        chunks = []
+        for chunk, start in enumerate(range(0, new.rows, new.chunk_rows)):
+            body = msgspec.json.encode(records[start : start + new.chunk_rows])
+            pipe.set(keys.payload(job_id, chunk), body, ex=self.ttl)
+            chunks.append(chunk)
+        pipe.execute()
+        # The deadline index is global: a call of its own, so the job's writes stay in one slot.
+        self.client.zadd(keys.DEADLINES, {job_id: now + self.deadline})
+        return job_id, chunks
+
+    def get(self, job_id: str) -> Job | None:
+        """Return the job record, or None when unknown or expired."""
+        return Job.from_hash(job_id, self.client.hgetall(keys.job(job_id)))
+
+    def start_chunk(self, job_id: str, chunk: int, max_deliveries: int) -> tuple[StartOutcome, Delivery | None]:
+        """Count a delivery of a chunk, mark the job running and read what it needs, in one round trip."""
+        script_keys = [keys.job(job_id), keys.attempts(job_id), keys.done(job_id), keys.payload(job_id, chunk)]
+        args = [chunk, max_deliveries, now_iso(), self.ttl, repr(time.time())]
+        reply = self._start(keys=script_keys, args=args)
+        outcome = StartOutcome(int(reply[0]))
+        if outcome == StartOutcome.GAVE_UP:
+            self.forget_deadline(job_id)
+        if outcome != StartOutcome.RUN:
+            return outcome, None
+        flat, body = reply[1], reply[2]
+        job = Job.from_hash(job_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+        assert job is not None  # the script checked that the job exists
+        return outcome, Delivery(job, None if body is None else msgspec.json.decode(body))
+
+    def finish_chunk(self, job_id: str, chunk: int, rows: int, results: bytes) -> FinishOutcome:
+        """Store a chunk's results, drop its payload and count it once; see scripts/finish_chunk.lua."""
+        script_keys = [keys.job(job_id), keys.done(job_id), keys.result(job_id, chunk), keys.payload(job_id, chunk)]
+        args = [chunk, rows, results, self.ttl, now_iso(), repr(time.time())]
+        outcome = FinishOutcome(int(self._finish(keys=script_keys, args=args)))
+        if outcome == FinishOutcome.SUCCEEDED:
+            self.forget_deadline(job_id)
+        return outcome
+
+    def fail(self, job_id: str, reason: str, code: str = "job_failed") -> bool:
+        """Mark a job failed with a reason (and a code for clients), unless it already finished."""
+        failed = bool(self._fail(keys=[keys.job(job_id)], args=[now_iso(), reason, code]))
+        if failed:
+            self.forget_deadline(job_id)
+            self.drop_payload(job_id)
+        return failed
+
+    def drop_payload(self, job_id: str) -> None:
+        """Delete a finished job's payload chunks; results stay until their TTL."""
+        chunks = int(self.client.hget(keys.job(job_id), "chunks") or 0)
+        if chunks:
+            self.client.delete(*(keys.payload(job_id, k) for k in range(chunks)))
+
+    def results(self, job_id: str, rows: int, chunk_rows: int, page: range | None = None) -> bytes | None:
+        """Return the results of the rows in `page` (all by default) as one JSON array.
+
+        Only the chunks the page touches are read; None when one of them has expired.
+        """
+        page = range(rows) if page is None else range(page.start, min(page.stop, rows))
+        if not page:
+            return b"[]"
+        numbers = range(page.start // chunk_rows, (page.stop - 1) // chunk_rows + 1)
+        parts = self.client.mget([keys.result(job_id, k) for k in numbers])
+        if any(part is None for part in parts):
+            return None
+        pieces = []
+        for number, part in zip(numbers, parts, strict=True):
+            first = number * chunk_rows
+            whole = page.start <= first and page.stop >= min(first + chunk_rows, rows)
+            # A whole chunk is spliced as stored; only a chunk cut by the page is split into its items.
+            inner = (
+                part[1:-1] if whole else b",".join(_ITEMS.decode(part)[max(page.start - first, 0) : page.stop - first])
+            )
+            if inner:
+                pieces.append(inner)
+        return b"[" + b",".join(pieces) + b"]"
+
+    def unfinished(self) -> int:
+        """Return how many jobs are neither succeeded nor failed."""
+        return int(self.client.zcard(keys.DEADLINES))
+
+    def live(self) -> list[tuple[str, float]]:
+        """Return every job not known to be finished, with its deadline (epoch seconds)."""
+        return [
+            (member.decode(), score) for member, score in self.client.zrange(keys.DEADLINES, 0, -1, withscores=True)
+        ]
+
+    def pending_chunks(self, job_id: str, chunks: int) -> list[int]:
+        """Return the chunk numbers of a job that have no results yet."""
+        done = {int(member) for member in self.client.smembers(keys.done(job_id))}
+        return [chunk for chunk in range(chunks) if chunk not in done]
+
+    def touch(self, job_id: str) -> None:
+        """Record progress now, so the watchdog leaves the job alone for a while."""
+        self.client.hset(keys.job(job_id), "heartbeat", repr(time.time()))
+
+    def forget_deadline(self, job_id: str) -> None:
+        """Stop watching a job that finished or whose record is gone."""
+        self.client.zrem(keys.DEADLINES, job_id)

@@ -1,0 +1,132 @@
+import json
+from dataclasses import replace
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from jobs import JobStatus, JobStore, NewJob, keys
+from jobs.store import FinishOutcome, StartOutcome
+
+RECORDS = [{"x12": str(i)} for i in range(5)]
+
+
+def results(chunk: int, rows: int) -> bytes:
+    return json.dumps([{"row": chunk * 2 + i} for i in range(rows)]).encode()
+
+
+def test_create_writes_the_record_and_payload_chunks(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, chunks = jobs.create(new_job, RECORDS)
+    assert chunks == [0, 1, 2]
+    job = jobs.get(job_id)
+    assert (job.id, job.status, job.rows, job.chunks, job.rows_done) == (job_id, JobStatus.QUEUED, 5, 3, 0)
+    assert (job.model_name, job.model_version, job.threshold) == ("glm26", 1, 0.712)
+    deliveries = [jobs.start_chunk(job_id, k, max_deliveries=3) for k in chunks]
+    assert [outcome for outcome, _ in deliveries] == [StartOutcome.RUN] * 3
+    assert [delivery.records for _, delivery in deliveries] == [RECORDS[0:2], RECORDS[2:4], RECORDS[4:5]]
+
+
+def test_start_reads_the_running_job_in_the_same_call(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    _, delivery = jobs.start_chunk(job_id, 1, max_deliveries=3)
+    assert delivery.job.status == JobStatus.RUNNING
+    assert delivery.job.started_at is not None
+    assert delivery.job == jobs.get(job_id)
+
+
+def test_a_chunk_finished_twice_counts_once(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    assert jobs.start_chunk(job_id, 0, max_deliveries=3)[0] == StartOutcome.RUN
+    assert jobs.get(job_id).status == JobStatus.RUNNING
+    assert jobs.finish_chunk(job_id, 0, 2, results(0, 2)) == FinishOutcome.COUNTED
+    assert jobs.finish_chunk(job_id, 0, 2, results(0, 2)) == FinishOutcome.DUPLICATE  # a redelivery
+    assert jobs.get(job_id).rows_done == 2
+    assert jobs.finish_chunk(job_id, 2, 1, results(2, 1)) == FinishOutcome.COUNTED
+    assert jobs.finish_chunk(job_id, 1, 2, results(1, 2)) == FinishOutcome.SUCCEEDED
+    job = jobs.get(job_id)
+    assert (job.status, job.rows_done) == (JobStatus.SUCCEEDED, 5)
+    assert json.loads(jobs.results(job_id, 5, 2)) == [{"row": i} for i in range(5)]
+    assert jobs.client.keys(keys.payload(job_id, 0)) == []  # a finished chunk's payload is dropped
+    assert jobs.live() == []  # and the finished job leaves the deadline index
+
+
+def test_a_page_of_results_reads_only_the_rows_asked_for(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    for chunk, rows in ((0, 2), (1, 2), (2, 1)):
+        jobs.finish_chunk(job_id, chunk, rows, results(chunk, rows))
+    every = [{"row": i} for i in range(5)]
+    for start in range(7):
+        for stop in range(start, 8):
+            page = jobs.results(job_id, 5, 2, range(start, stop))
+            assert json.loads(page) == every[start:stop], (start, stop)
+    jobs.client.delete(keys.result(job_id, 0))
+    assert jobs.results(job_id, 5, 2, range(2, 5)) is not None  # the page does not need chunk 0
+    assert jobs.results(job_id, 5, 2, range(1, 3)) is None
+
+
+def test_a_finished_chunk_is_not_started_again(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    jobs.finish_chunk(job_id, 0, 2, results(0, 2))
+    assert jobs.start_chunk(job_id, 0, max_deliveries=3) == (StartOutcome.SKIP, None)
+
+
+def test_deliveries_beyond_the_budget_fail_the_job(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    outcomes = [jobs.start_chunk(job_id, 1, max_deliveries=2)[0] for _ in range(3)]
+    assert outcomes == [StartOutcome.RUN, StartOutcome.RUN, StartOutcome.GAVE_UP]
+    job = jobs.get(job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.error == "chunk 1 failed 2 times; giving up"
+    assert jobs.live() == []
+    assert jobs.start_chunk(job_id, 0, max_deliveries=2)[0] == StartOutcome.SKIP
+    assert jobs.finish_chunk(job_id, 0, 2, results(0, 2)) == FinishOutcome.GONE  # a failed job takes no more
+
+
+def test_fail_keeps_the_first_outcome(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, _ = jobs.create(replace(new_job, rows=2), RECORDS[:2])
+    jobs.finish_chunk(job_id, 0, 2, results(0, 2))
+    assert jobs.fail(job_id, "too late") is False
+    assert jobs.get(job_id).status == JobStatus.SUCCEEDED
+
+
+def test_fail_drops_the_payload_and_keeps_a_code(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    assert jobs.fail(job_id, "cancelled by the client", code="job_cancelled") is True
+    job = jobs.get(job_id)
+    assert (job.status, job.error, job.error_code) == (JobStatus.FAILED, "cancelled by the client", "job_cancelled")
+    assert jobs.client.keys(f"*{job_id}*:payload:*") == []
+    assert jobs.live() == []
+
+
+def test_every_key_expires(jobs: JobStore, new_job: NewJob, redis_db) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    jobs.start_chunk(job_id, 0, max_deliveries=3)
+    jobs.finish_chunk(job_id, 0, 2, results(0, 2))
+    found = redis_db.keys(f"*{job_id}*")
+    assert len(found) == 6  # job, 2 payloads left, attempts, done set, and one result
+    assert all(0 < redis_db.ttl(key) <= 600 for key in found)
+
+
+def test_every_key_of_a_job_hashes_to_one_cluster_slot(jobs: JobStore, new_job: NewJob, redis_db) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    jobs.start_chunk(job_id, 0, max_deliveries=3)
+    jobs.finish_chunk(job_id, 0, 2, results(0, 2))
+    found = redis_db.keys(f"*{job_id}*")
+    slots = {key_slot(key) for key in found}  # the slot Redis Cluster would give each key
+    assert len(found) == 6 and len(slots) == 1
+    assert all(key.decode().startswith(f"glmq:{{{job_id}}}:") for key in found)
+
+
+def test_rows_must_match_the_records(jobs: JobStore, new_job: NewJob) -> None:
+    with pytest.raises(ValueError, match="5 rows but 2 records"):
+        jobs.create(new_job, RECORDS[:2])
+
+
+def test_an_unknown_job_reads_as_none(jobs: JobStore) -> None:
+    assert jobs.get("0" * 32) is None
+    assert jobs.start_chunk("0" * 32, 0, max_deliveries=3) == (StartOutcome.SKIP, None)
+
+
+def test_the_scripts_are_loaded_from_their_files(jobs: JobStore) -> None:
+    assert "KEYS" in jobs._finish.script and "SADD" in jobs._finish.script
+    assert isinstance(jobs.client, redis.Redis)
