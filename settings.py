@@ -61,6 +61,10 @@ class Settings:
     max_batch_rows: int = 100_000
     max_body_bytes: int = 256 * 1024 * 1024
     chunk_rows: int = 5_000
+    # Jobs of at most small_job_rows rows are micro-batched: a worker scores many of them, from any
+    # client, in one pipeline call of at most batch_max_rows rows. 0 turns micro-batching off.
+    small_job_rows: int = 64
+    batch_max_rows: int = 512
     result_ttl_seconds: int = 24 * 3600
     job_deadline_seconds: int = 600
     task_soft_time_limit: int = 60

@@ -13,7 +13,7 @@ from api.errors import ApiError
 from api.openapi import build_spec
 from api.services import services
 from jobs import Job, JobStatus, NewJob
-from jobs.broker import SCORE_CHUNK
+from jobs.broker import enqueue
 
 bp = Blueprint("predictions", __name__)
 _TASK_ID = re.compile(r"[0-9a-f]{32}")
@@ -36,10 +36,9 @@ def predict() -> tuple[Response, int, dict[str, str]]:
         threshold=threshold,
         owner=request.environ.get("glmq.owner", ""),
     )
-    job_id, chunks = svc.jobs.create(job, records)
+    job_id, _ = svc.jobs.create(job, records)
     try:
-        for chunk in chunks:
-            svc.celery.send_task(SCORE_CHUNK, args=[job_id, chunk])
+        enqueue(svc.celery, svc.jobs, job_id, job, svc.settings.small_job_rows)
     except Exception:
         svc.jobs.fail(job_id, "the job could not be enqueued")
         raise

@@ -6,10 +6,14 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from jobs.record import NewJob
+from jobs.store import JobStore
 from settings import Settings
 
 QUEUE = "predictions"
 SCORE_CHUNK = "worker.tasks.score_chunk"
+# Scores the small jobs waiting in line (jobs.keys.READY), in micro-batches, until the line is empty.
+DRAIN = "worker.tasks.drain"
 
 
 def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
@@ -54,3 +58,13 @@ def queue_depth(app: Celery) -> int:
         except connection.channel_errors:  # not declared yet; on Redis, an empty queue does not exist
             return 0
     return int(messages)
+
+
+def enqueue(app: Celery, store: JobStore, job_id: str, job: NewJob, small_job_rows: int) -> None:
+    """Put a stored job in line for the workers: a small one for a micro-batch, a big one chunk by chunk."""
+    if job.chunks == 1 and job.rows <= small_job_rows:
+        if store.mark_ready(job_id, job.rows):
+            app.send_task(DRAIN)
+        return
+    for chunk in range(job.chunks):
+        app.send_task(SCORE_CHUNK, args=[job_id, chunk])

@@ -9,6 +9,11 @@ windows) are written in calls of their own, never inside a job's script.
     glmq:{<id>}:result:<k>    chunk k's results, JSON
     glmq:{<id>}:done          set of finished chunk numbers (makes completion idempotent)
     glmq:{<id>}:attempts      hash: chunk number -> deliveries seen
+    glmq:{<id>}:ended         list: one token once the job has ended, for waiting clients
+    glmq:{batch}:ready        list: small jobs ("<id>:<rows>") waiting for a micro-batch
+    glmq:{batch}:leased       sorted set: small jobs a worker has taken, by lease expiry
+    glmq:{batch}:kick         set while a drain message is on its way to the workers
+    glmq:{batch}:held:<task>  list: the entries of the micro-batch a drain task holds
     glmq:deadlines            sorted set: live job ids by deadline, for the watchdog
     glmq:watchdog             the lock that lets one watchdog sweep at a time
     glmq:rate:<caller>:<min>  a caller's submissions in one minute
@@ -19,6 +24,10 @@ from __future__ import annotations
 PREFIX = "glmq"
 DEADLINES = f"{PREFIX}:deadlines"
 WATCHDOG_LOCK = f"{PREFIX}:watchdog"
+# The micro-batch structures share one hash tag, so their scripts stay in one cluster slot.
+READY = f"{PREFIX}:{{batch}}:ready"
+LEASED = f"{PREFIX}:{{batch}}:leased"
+KICK = f"{PREFIX}:{{batch}}:kick"
 
 
 def _tagged(job_id: str) -> str:
@@ -43,6 +52,14 @@ def done(job_id: str) -> str:
 
 def attempts(job_id: str) -> str:
     return f"{_tagged(job_id)}:attempts"
+
+
+def held(holder: str) -> str:
+    return f"{PREFIX}:{{batch}}:held:{holder}"
+
+
+def ended(job_id: str) -> str:
+    return f"{_tagged(job_id)}:ended"
 
 
 def rate(caller: str, window: int) -> str:

@@ -7,13 +7,14 @@ chunk number. Every key has a TTL; `jobs.keys` names them all.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import redis
@@ -53,6 +54,19 @@ class Delivery:
     records: list[dict[str, Any]] | None
 
 
+class Ready(NamedTuple):
+    """A small job taken from the line, as its entry there reads."""
+
+    job_id: str
+    rows: int
+    entry: str
+
+    @classmethod
+    def parse(cls, entry: str) -> Ready:
+        job_id, rows, *_ = entry.split(":")
+        return cls(job_id, int(rows), entry)
+
+
 class JobStore:
     """Reads and writes job state in one Redis database."""
 
@@ -63,9 +77,15 @@ class JobStore:
         self._start = _script(client, "start_chunk")
         self._finish = _script(client, "finish_chunk")
         self._fail = _script(client, "fail_job")
+        self._mark_ready = _script(client, "mark_ready")
+        self._take_ready = _script(client, "take_ready")
+        self._requeue = _script(client, "requeue")
 
     def create(self, new: NewJob, records: Sequence[Any]) -> tuple[str, list[int]]:
-        """Write the job record and its payload chunks; return the id and the chunk numbers."""
+        """Write the job record and its payload chunks; return the id and the chunk numbers.
+
+        The job is not in line for any worker yet: the caller enqueues its chunks, or `mark_ready`.
+        """
         if len(records) != new.rows:
             raise ValueError(f"the job declares {new.rows} rows but {len(records)} records were given")
         job_id = uuid.uuid4().hex
@@ -89,35 +109,115 @@ class JobStore:
 
     def start_chunk(self, job_id: str, chunk: int, max_deliveries: int) -> tuple[StartOutcome, Delivery | None]:
         """Count a delivery of a chunk, mark the job running and read what it needs, in one round trip."""
-        script_keys = [keys.job(job_id), keys.attempts(job_id), keys.done(job_id), keys.payload(job_id, chunk)]
-        args = [chunk, max_deliveries, now_iso(), self.ttl, repr(time.time())]
-        reply = self._start(keys=script_keys, args=args)
-        outcome = StartOutcome(int(reply[0]))
-        if outcome == StartOutcome.GAVE_UP:
-            self.forget_deadline(job_id)
-        if outcome != StartOutcome.RUN:
-            return outcome, None
-        flat, body = reply[1], reply[2]
-        job = Job.from_hash(job_id, dict(zip(flat[::2], flat[1::2], strict=True)))
-        assert job is not None  # the script checked that the job exists
-        return outcome, Delivery(job, None if body is None else msgspec.json.decode(body))
+        return self.start_chunks([(job_id, chunk)], max_deliveries)[0]
+
+    def start_chunks(
+        self, chunks: Sequence[tuple[str, int]], max_deliveries: int
+    ) -> list[tuple[StartOutcome, Delivery | None]]:
+        """Start several (job, chunk) deliveries in one round trip; see scripts/start_chunk.lua."""
+        pipe = self.client.pipeline(transaction=False)
+        for job_id, chunk in chunks:
+            script_keys = [
+                keys.job(job_id), keys.attempts(job_id), keys.done(job_id), keys.payload(job_id, chunk),
+                keys.ended(job_id),
+            ]  # fmt: skip
+            args = [chunk, max_deliveries, now_iso(), self.ttl, repr(time.time())]
+            self._start(keys=script_keys, args=args, client=pipe)
+        started = []
+        for (job_id, _), reply in zip(chunks, pipe.execute(), strict=True):
+            outcome = StartOutcome(int(reply[0]))
+            if outcome == StartOutcome.GAVE_UP:
+                self.forget_deadline(job_id)
+            if outcome != StartOutcome.RUN:
+                started.append((outcome, None))
+                continue
+            flat, body = reply[1], reply[2]
+            job = Job.from_hash(job_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+            assert job is not None  # the script checked that the job exists
+            started.append((outcome, Delivery(job, None if body is None else msgspec.json.decode(body))))
+        return started
 
     def finish_chunk(self, job_id: str, chunk: int, rows: int, results: bytes) -> FinishOutcome:
         """Store a chunk's results, drop its payload and count it once; see scripts/finish_chunk.lua."""
-        script_keys = [keys.job(job_id), keys.done(job_id), keys.result(job_id, chunk), keys.payload(job_id, chunk)]
-        args = [chunk, rows, results, self.ttl, now_iso(), repr(time.time())]
-        outcome = FinishOutcome(int(self._finish(keys=script_keys, args=args)))
-        if outcome == FinishOutcome.SUCCEEDED:
-            self.forget_deadline(job_id)
-        return outcome
+        return self.finish_chunks([(job_id, chunk, rows, results)])[0]
+
+    def finish_chunks(self, finished: Sequence[tuple[str, int, int, bytes]]) -> list[FinishOutcome]:
+        """Record several (job, chunk, rows, results) in one round trip; see scripts/finish_chunk.lua."""
+        pipe = self.client.pipeline(transaction=False)
+        for job_id, chunk, rows, results in finished:
+            script_keys = [
+                keys.job(job_id), keys.done(job_id), keys.result(job_id, chunk), keys.payload(job_id, chunk),
+                keys.ended(job_id),
+            ]  # fmt: skip
+            args = [chunk, rows, results, self.ttl, now_iso(), repr(time.time())]
+            self._finish(keys=script_keys, args=args, client=pipe)
+        outcomes = [FinishOutcome(int(reply)) for reply in pipe.execute()]
+        ended = [job_id for (job_id, *_), outcome in zip(finished, outcomes, strict=True)
+                 if outcome == FinishOutcome.SUCCEEDED]  # fmt: skip
+        if ended:
+            self.client.zrem(keys.DEADLINES, *ended)
+        return outcomes
 
     def fail(self, job_id: str, reason: str, code: str = "job_failed") -> bool:
         """Mark a job failed with a reason (and a code for clients), unless it already finished."""
-        failed = bool(self._fail(keys=[keys.job(job_id)], args=[now_iso(), reason, code]))
+        failed = bool(self._fail(keys=[keys.job(job_id), keys.ended(job_id)], args=[now_iso(), reason, code, self.ttl]))
         if failed:
             self.forget_deadline(job_id)
             self.drop_payload(job_id)
         return failed
+
+    def wait_ended(self, job_id: str, timeout: float, client: redis.Redis | None = None) -> bool:
+        """Block until the job has ended or `timeout` seconds pass; return whether it ended.
+
+        The token stays in place (BLMOVE from a list to itself), so every waiter of a job wakes.
+        `client` should be one whose socket timeout exceeds `timeout`.
+        """
+        key = keys.ended(job_id)
+        return (client or self.client).blmove(key, key, timeout, "RIGHT", "LEFT") is not None
+
+    def mark_ready(self, job_id: str, rows: int, kick_ttl_ms: int = 2_000) -> bool:
+        """Put a small job in line for a micro-batch; return True when the caller must send a drain message."""
+        return bool(self._mark_ready(keys=[keys.READY, keys.KICK], args=[f"{job_id}:{rows}", kick_ttl_ms]))
+
+    def take_ready(self, max_rows: int, lease_seconds: float, holder: str) -> list[Ready]:
+        """Take small jobs, oldest first and up to `max_rows` rows, leased for `lease_seconds` to `holder`.
+
+        `release` them once their results are recorded; see scripts/take_ready.lua.
+        """
+        script_keys = [keys.READY, keys.LEASED, keys.KICK, keys.held(holder)]
+        args = [max_rows, time.time() + lease_seconds, max(1, math.ceil(lease_seconds))]
+        return [Ready.parse(entry.decode()) for entry in self._take_ready(keys=script_keys, args=args)]
+
+    def release(self, taken: Sequence[Ready], holder: str) -> None:
+        """End the lease of small jobs whose micro-batch was recorded."""
+        if taken:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(keys.LEASED, *(ready.entry for ready in taken))
+            pipe.delete(keys.held(holder))
+            pipe.execute()
+
+    def held(self, holder: str) -> list[Ready]:
+        """Return the small jobs `holder` took and has not released."""
+        return [Ready.parse(entry.decode()) for entry in self.client.lrange(keys.held(holder), 0, -1)]
+
+    def requeue(self, taken: Sequence[Ready]) -> int:
+        """Put taken small jobs that are still leased back in line, each to run alone; return how many."""
+        if not taken:
+            return 0
+        return int(self._requeue(keys=[keys.READY, keys.LEASED], args=[ready.entry for ready in taken]))
+
+    def requeue_lapsed(self, now: float | None = None) -> int:
+        """Put small jobs whose lease lapsed back in line, each to run alone; return how many."""
+        before = time.time() if now is None else now
+        return int(self._requeue(keys=[keys.READY, keys.LEASED], args=["--lapsed-before", before]))
+
+    def ready_backlog(self) -> tuple[int, bool]:
+        """Return how many small jobs wait in line, and whether a drain message is on its way."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.llen(keys.READY)
+        pipe.exists(keys.KICK)
+        waiting, kicked = pipe.execute()
+        return int(waiting), bool(kicked)
 
     def drop_payload(self, job_id: str) -> None:
         """Delete a finished job's payload chunks; results stay until their TTL."""

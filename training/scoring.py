@@ -1,7 +1,8 @@
-"""Score raw records with a fitted pipeline: the plain function behind the worker."""
+"""Score raw records with a fitted pipeline: the plain functions behind the worker."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,13 +11,35 @@ from sklearn.pipeline import Pipeline
 from training.parsing import Records
 from training.pipeline import model_variables
 
+Results = list[dict[str, Any]]
 
-def score_records(pipeline: Pipeline, records: Records, threshold: float, first_row: int = 0) -> list[dict[str, Any]]:
+
+def score_records(pipeline: Pipeline, records: Records, threshold: float, first_row: int = 0) -> Results:
     """Score records in input order; a row that cannot be parsed gets an error in its place.
 
     Each scored row holds `business_outcome` (1 when phat >= threshold), `phat`,
     `row` and every model variable as the model saw it, keys in alphabetical order.
     """
+    return score_batches(pipeline, [records], [threshold], [first_row])[0]
+
+
+def score_batches(
+    pipeline: Pipeline,
+    batches: Sequence[Records],
+    thresholds: Sequence[float],
+    first_rows: Sequence[int] | None = None,
+) -> list[Results]:
+    """Score several jobs' records in one pipeline call; return each job's results, as `score_records` would.
+
+    Each batch keeps its own threshold, row numbers (from its `first_rows` entry) and per-row errors.
+    """
+    sizes = np.fromiter((len(batch) for batch in batches), int, len(batches))
+    records = [record for batch in batches for record in batch]
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    firsts = np.zeros(len(batches), int) if first_rows is None else np.asarray(first_rows, int)
+    row_number = np.arange(len(records)) - np.repeat(starts - firsts, sizes)
+    row_threshold = np.repeat(np.asarray(thresholds, float), sizes)
+
     frame, errors = pipeline.named_steps["parse"].parse(records)
     bad_rows: dict[int, dict[str, str]] = {}
     for error in errors:
@@ -25,20 +48,20 @@ def score_records(pipeline: Pipeline, records: Records, threshold: float, first_
 
     features = pipeline[1:-1].transform(frame.iloc[good]) if good.size else np.empty((0, 0))
     phat = pipeline[-1].predict_proba(features)[:, 1] if good.size else np.empty(0)
-    outcome = (phat >= threshold).astype(int)
+    outcome = (phat >= row_threshold[good]).astype(int)
 
     variables = model_variables(pipeline)
     keys = ["business_outcome", "phat", "row", *variables]
     order = sorted(range(len(keys)), key=keys.__getitem__)
     sorted_keys = [keys[i] for i in order]
-    table = np.column_stack([outcome, phat, good, features])[:, order].tolist() if good.size else []
+    table = np.column_stack([outcome, phat, row_number[good], features])[:, order].tolist() if good.size else []
 
-    results: list[dict[str, Any]] = [{}] * len(frame)
+    results: Results = [{}] * len(frame)
     for values, row in zip(table, good.tolist()):
         item = dict(zip(sorted_keys, values))
         item["business_outcome"] = int(item["business_outcome"])
-        item["row"] = row + first_row
+        item["row"] = int(item["row"])
         results[row] = item
     for row, error in bad_rows.items():
-        results[row] = {"error": error, "row": row + first_row}
-    return results
+        results[row] = {"error": error, "row": int(row_number[row])}
+    return [results[start : start + size] for start, size in zip(starts.tolist(), sizes.tolist())]

@@ -8,16 +8,17 @@ from dataclasses import dataclass
 
 import msgspec
 import redis
-from celery import current_app, shared_task
+from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import task_failure, worker_process_init, worker_ready, worker_shutdown
 
 from jobs import JobStore
-from jobs.broker import SCORE_CHUNK
+from jobs.broker import DRAIN, SCORE_CHUNK
 from jobs.store import StartOutcome
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
-from training.scoring import score_records
+from training import scoring
+from worker.batching import Batcher
 from worker.models import ModelCache
 from worker.watchdog import Watchdog
 
@@ -31,13 +32,20 @@ class ProcessState:
     settings: Settings
     jobs: JobStore
     models: ModelCache
+    batcher: Batcher
 
 
 @functools.cache
 def process_state() -> ProcessState:
     """Return this process's state, created on first use after the fork."""
     settings: Settings = current_app.conf.glmq_settings
-    return ProcessState(settings, job_store(settings), ModelCache(ModelStore(settings.model_store_dir)))
+    jobs = job_store(settings)
+    models = ModelCache(ModelStore(settings.model_store_dir))
+    batcher = Batcher(
+        jobs, models, settings.batch_max_rows, lease_seconds=settings.task_time_limit + 5,
+        max_deliveries=settings.max_chunk_retries + 1, soft_limit=settings.task_soft_time_limit,
+    )  # fmt: skip
+    return ProcessState(settings, jobs, models, batcher)
 
 
 def job_store(settings: Settings) -> JobStore:
@@ -70,7 +78,7 @@ def score_chunk(job_id: str, chunk: int) -> None:
         return
     try:
         model = state.models.get(job.model_name, job.model_version)
-        results = score_records(model.pipeline, records, job.threshold, chunk * job.chunk_rows)
+        results = scoring.score_records(model.pipeline, records, job.threshold, chunk * job.chunk_rows)
     except ModelStoreError as exc:
         jobs.fail(job_id, f"model {job.model_name} v{job.model_version} cannot be loaded: {exc}")
         return
@@ -85,15 +93,35 @@ def score_chunk(job_id: str, chunk: int) -> None:
     log.info("scored chunk %d of job %s: %d rows", chunk, job_id, len(records))
 
 
+@shared_task(name=DRAIN, bind=True)
+def drain(task: Task) -> None:
+    """Score the small jobs in line, in micro-batches, until none is left; safe to run more than once."""
+    state = process_state()
+    budget = state.settings.task_soft_time_limit / 4
+    state.batcher.drain(task.request.id, budget, more=lambda: current_app.send_task(DRAIN))
+
+
 @task_failure.connect
 def fail_job_on_hard_time_limit(
-    sender: object = None, exception: BaseException | None = None, args: tuple = (), **_: object
+    sender: object = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    args: tuple = (),
+    **_: object,
 ) -> None:
-    """After a hard time limit the pool replaces the process and acks the message: fail the job now."""
-    is_chunk = getattr(sender, "name", None) == SCORE_CHUNK
-    if is_chunk and isinstance(exception, TimeLimitExceeded) and len(args) == 2:
-        limit = current_app.conf.task_time_limit
-        process_state().jobs.fail(str(args[0]), f"chunk {args[1]} exceeded the hard time limit of {limit} s")
+    """After a hard time limit the pool replaces the process and acks the message: fail the job now.
+
+    A micro-batch that hit it is put back one job per batch, unless it was one job already.
+    """
+    if not isinstance(exception, TimeLimitExceeded):
+        return
+    name = getattr(sender, "name", None)
+    reason = f"chunk {{}} exceeded the hard time limit of {current_app.conf.task_time_limit} s"
+    state = process_state()
+    if name == SCORE_CHUNK and len(args) == 2:
+        state.jobs.fail(str(args[0]), reason.format(args[1]))
+    elif name == DRAIN and task_id:
+        state.batcher.overran(state.jobs.held(task_id), task_id, reason.format(0))
 
 
 @worker_ready.connect

@@ -2,11 +2,14 @@
 
 Celery beat runs `sweep` every WATCHDOG_INTERVAL_SECONDS. For every live job:
 - past its deadline, it is failed with a reason;
-- stalled while the queue is empty, its unfinished chunks are enqueued again.
+- stalled while the queue and the line of small jobs are empty, its unfinished chunks are
+  enqueued again.
   Stalled means no chunk started or finished for TASK_TIME_LIMIT + STALL_SECONDS:
   by then any chunk still marked running has died with its worker or its message
   with Redis, since a live one would have finished or been killed at the hard
   limit. Running a chunk twice is harmless, since results are idempotent.
+Small jobs whose worker died while holding them are put back in line when their lease lapses,
+and a drain message is sent whenever small jobs wait in line with none on its way.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import redis
 from celery import Celery
 
 from jobs import JobStore, keys
-from jobs.broker import SCORE_CHUNK, queue_depth
+from jobs.broker import DRAIN, SCORE_CHUNK, queue_depth
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,8 +32,11 @@ log = logging.getLogger(__name__)
 def sweep(jobs: JobStore, app: Celery, stall_seconds: float, now: float | None = None) -> dict[str, int]:
     """Fail overdue jobs and re-drive those without progress for `stall_seconds`; return what was done."""
     now = time.time() if now is None else now
-    counts = {"failed": 0, "redriven": 0, "forgotten": 0}
-    backlog = queue_depth(app)
+    counts = {"failed": 0, "redriven": 0, "forgotten": 0, "requeued": jobs.requeue_lapsed(now)}
+    waiting, kicked = jobs.ready_backlog()
+    if waiting and not kicked:  # a drain message was lost, or its worker died: send another
+        app.send_task(DRAIN)
+    backlog = queue_depth(app) + waiting
     for job_id, deadline in jobs.live():
         job = jobs.get(job_id)
         if job is None or job.status.terminal:

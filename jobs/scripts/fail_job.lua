@@ -1,9 +1,11 @@
 -- Fails a job unless it already finished.
--- KEYS: job.  ARGV: now (ISO), reason, error code.
+-- KEYS: job, ended.  ARGV: now (ISO), reason, error code, ttl.
 -- Returns 1 when this call failed the job, else 0.
 local job = KEYS[1]
 if redis.call('EXISTS', job) == 0 then return 0 end
 local status = redis.call('HGET', job, 'status')
 if status == 'succeeded' or status == 'failed' then return 0 end
 redis.call('HSET', job, 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2], 'error_code', ARGV[3])
+redis.call('RPUSH', KEYS[2], '1')
+redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1

@@ -1,6 +1,6 @@
 -- Records one chunk's results and drops its payload. Idempotent: a redelivered chunk overwrites its
 -- result and is counted once.
--- KEYS: job, done, result, payload.  ARGV: chunk, rows, results, ttl, now (ISO), heartbeat.
+-- KEYS: job, done, result, payload, ended.  ARGV: chunk, rows, results, ttl, now (ISO), heartbeat.
 -- Returns 0 counted, 1 duplicate, 2 counted and the job succeeded, -1 the job is gone or finished.
 local job = KEYS[1]
 if redis.call('EXISTS', job) == 0 then return -1 end
@@ -16,6 +16,8 @@ local done = redis.call('SCARD', KEYS[2])
 if done >= tonumber(redis.call('HGET', job, 'chunks')) then
   redis.call('HSET', job, 'status', 'succeeded', 'finished_at', ARGV[5])
   redis.call('EXPIRE', job, ARGV[4])
+  redis.call('RPUSH', KEYS[5], '1')
+  redis.call('EXPIRE', KEYS[5], ARGV[4])
   return 2
 end
 return 0

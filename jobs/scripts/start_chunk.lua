@@ -1,5 +1,5 @@
 -- Starts one delivery of a chunk, and reads what the worker needs to run it, in one round trip.
--- KEYS: job, attempts, done, payload (all of one job).  ARGV: chunk, max deliveries, now (ISO), ttl, heartbeat.
+-- KEYS: job, attempts, done, payload, ended (all of one job).  ARGV: chunk, max deliveries, now (ISO), ttl, heartbeat.
 -- Returns {0, job hash, payload} to go on; {1} when the job is gone, finished or the chunk done (skip);
 -- {2} when this delivery exceeds the retry budget (the job is failed here).
 local job = KEYS[1]
@@ -12,6 +12,8 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 if seen > tonumber(ARGV[2]) then
   redis.call('HSET', job, 'status', 'failed', 'finished_at', ARGV[3],
     'error', 'chunk ' .. ARGV[1] .. ' failed ' .. (seen - 1) .. ' times; giving up')
+  redis.call('RPUSH', KEYS[5], '1')
+  redis.call('EXPIRE', KEYS[5], ARGV[4])
   return {2}
 end
 redis.call('HSET', job, 'heartbeat', ARGV[5])

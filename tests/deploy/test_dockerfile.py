@@ -11,7 +11,7 @@ from stack.commands import API_PORT, api_command
 from tests.deploy.parsing import ROOT, Stage, copy_sources
 
 BASE = "python:3.11-slim"
-APP_SOURCES = {"api", "worker", "training", "model_store", "stack", "settings.py"}
+APP_SOURCES = {"api", "jobs", "worker", "training", "model_store", "stack", "settings.py"}
 BUILD_TOOLS = {"gcc", "g++", "cc", "clang", "make", "build-essential", "python3-dev", "libc6-dev"}
 
 
@@ -31,7 +31,7 @@ def local_top_level_imports() -> set[str]:
     local = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
     local |= {p.stem for p in ROOT.glob("*.py")}
     found: set[str] = set()
-    for package in ("api", "worker", "training", "model_store", "stack"):
+    for package in ("api", "jobs", "worker", "training", "model_store", "stack"):
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Import):

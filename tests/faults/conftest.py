@@ -77,9 +77,13 @@ class FaultStack:
         """Count completed runs of each (job, chunk) across every worker log."""
         runs: collections.Counter[tuple[str, int]] = collections.Counter()
         pattern = re.compile(r"scored chunk (\d+) of job ([0-9a-f]{32})")
+        batched = re.compile(r"scored a micro-batch of \d+ jobs, \d+ rows: ([0-9a-f ]+)")  # each job is chunk 0
         for log in (self.root / "logs").glob("*.log"):
-            for chunk, job in pattern.findall(log.read_text(errors="replace")):
+            text = log.read_text(errors="replace")
+            for chunk, job in pattern.findall(text):
                 runs[(job, int(chunk))] += 1
+            for ids in batched.findall(text):
+                runs.update((job, 0) for job in ids.split())
         return runs
 
     def redelivered_chunks(self, task_ids: list[str]) -> int:

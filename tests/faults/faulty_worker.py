@@ -14,16 +14,16 @@ import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-import worker.tasks
+import training.scoring
 from worker.celery import app
 
 __all__ = ["app"]
 
-_real_score_records = worker.tasks.score_records
+_real_score_batches = training.scoring.score_batches
 
 
-def _misbehaving_score_records(pipeline, records, threshold, first_row=0):
-    markers = {record.get("x12") for record in records}
+def _misbehaving_score_batches(pipeline, batches, thresholds, first_rows=None):
+    markers = {record.get("x12") for records in batches for record in records}
     if "__crash__" in markers:
         os._exit(70)
     if "__sleep__" in markers:
@@ -33,7 +33,8 @@ def _misbehaving_score_records(pipeline, records, threshold, first_row=0):
         while time.monotonic() < deadline:
             with contextlib.suppress(SoftTimeLimitExceeded):
                 time.sleep(0.1)
-    return _real_score_records(pipeline, records, threshold, first_row)
+    return _real_score_batches(pipeline, batches, thresholds, first_rows)
 
 
-worker.tasks.score_records = _misbehaving_score_records
+# Both chunks of big jobs (score_records) and micro-batches of small ones go through score_batches.
+training.scoring.score_batches = _misbehaving_score_batches

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from jobs import keys
 from jobs.broker import QUEUE
 from stack.processes import ROOT, Process, free_port, start_api, start_worker, wait_until
 
@@ -35,25 +36,32 @@ def idle_api(redis_server, stack_env, tmp_path) -> Iterator[tuple[str, dict[str,
 def test_a_cancelled_job_is_never_scored(idle_api, redis_server, tmp_path) -> None:
     url, env = idle_api
     cancelled = requests.post(f"{url}/predict", json=[RECORD] * 5_000, timeout=30).json()["task_id"]
-    kept = requests.post(f"{url}/predict", json=[RECORD] * 10, timeout=30).json()["task_id"]
-    response = requests.delete(f"{url}/tasks/{cancelled}", timeout=30)
-    assert response.status_code == 200
-    assert response.json()["error"]["code"] == "job_cancelled"
+    kept = requests.post(f"{url}/predict", json=[RECORD] * 100, timeout=30).json()["task_id"]
+    # Small jobs wait in line for a micro-batch: a cancelled one is skipped there too.
+    small_cancelled = requests.post(f"{url}/predict", json=[RECORD] * 3, timeout=30).json()["task_id"]
+    small_kept = requests.post(f"{url}/predict", json=[RECORD] * 3, timeout=30).json()["task_id"]
+    for task_id in (cancelled, small_cancelled):
+        response = requests.delete(f"{url}/tasks/{task_id}", timeout=30)
+        assert response.status_code == 200
+        assert response.json()["error"]["code"] == "job_cancelled"
 
     worker: Process = start_worker(env, tmp_path, name="canceller", concurrency=1)
     try:
         queue = redis_server.client(CANCEL_DB)
         wait_until(lambda: queue.llen(QUEUE) == 0, 60, "the queue to drain")
         deadline = time.monotonic() + 60
-        while (body := requests.get(f"{url}/tasks/{kept}", timeout=30).json())["status"] != "succeeded":
-            assert time.monotonic() < deadline, body
-            time.sleep(0.1)
+        for task_id in (kept, small_kept):
+            while (body := requests.get(f"{url}/tasks/{task_id}", timeout=30).json())["status"] != "succeeded":
+                assert time.monotonic() < deadline, body
+                time.sleep(0.1)
     finally:
         worker.stop()
     log = worker.log_path.read_text()
     assert f"of job {kept}" in log and f"of job {cancelled}" not in log
-    final = requests.get(f"{url}/tasks/{cancelled}", timeout=30).json()
-    assert (final["status"], final["rows_done"], "results" in final) == ("failed", 0, False)
+    for task_id in (cancelled, small_cancelled):
+        final = requests.get(f"{url}/tasks/{task_id}", timeout=30).json()
+        assert (final["status"], final["rows_done"], "results" in final) == ("failed", 0, False)
+        assert not queue.exists(keys.attempts(task_id))  # no delivery of it was ever started
 
 
 def test_ctrl_c_in_the_cli_cancels_its_job(idle_api, redis_server, tmp_path) -> None:

@@ -1,4 +1,5 @@
 import json
+import time
 from dataclasses import replace
 
 import pytest
@@ -130,3 +131,49 @@ def test_an_unknown_job_reads_as_none(jobs: JobStore) -> None:
 def test_the_scripts_are_loaded_from_their_files(jobs: JobStore) -> None:
     assert "KEYS" in jobs._finish.script and "SADD" in jobs._finish.script
     assert isinstance(jobs.client, redis.Redis)
+
+
+def test_small_jobs_wait_in_line_and_one_drain_message_serves_them(jobs: JobStore, new_job: NewJob) -> None:
+    small = replace(new_job, rows=1)
+    ids = [jobs.create(small, RECORDS[:1])[0] for _ in range(5)]
+    kicks = [jobs.mark_ready(job_id, 1) for job_id in ids]
+    assert kicks == [True, False, False, False, False]  # one message on its way is enough
+    assert jobs.ready_backlog() == (5, True)
+    taken = jobs.take_ready(max_rows=3, lease_seconds=30, holder="t1")
+    assert [ready.job_id for ready in taken] == ids[:3]  # oldest first, up to the row cap
+    assert jobs.ready_backlog() == (2, False)  # taking clears the kick: the next job in line sends one
+    assert jobs.mark_ready(jobs.create(small, RECORDS[:1])[0], 1) is True
+    jobs.release(taken, "t1")
+    assert jobs.requeue_lapsed(now=time.time() + 60) == 0  # released jobs are not put back
+
+
+def test_a_job_bigger_than_the_row_cap_is_taken_alone(jobs: JobStore, new_job: NewJob) -> None:
+    big, _ = jobs.create(replace(new_job, rows=5, chunk_rows=5), RECORDS)
+    jobs.mark_ready(big, 5)
+    assert [(r.job_id, r.rows) for r in jobs.take_ready(max_rows=3, lease_seconds=30, holder="t1")] == [(big, 5)]
+
+
+def test_an_ending_job_leaves_a_token_that_wakes_every_waiter(jobs: JobStore, new_job: NewJob) -> None:
+    job_id, _ = jobs.create(replace(new_job, rows=2), RECORDS[:2])
+    assert jobs.wait_ended(job_id, timeout=0.05) is False
+    jobs.finish_chunk(job_id, 0, 2, results(0, 2))
+    assert jobs.wait_ended(job_id, timeout=1) is True
+    assert jobs.wait_ended(job_id, timeout=1) is True  # the token stays for the next waiter
+    failed, _ = jobs.create(new_job, RECORDS)
+    jobs.fail(failed, "cancelled by the client")
+    assert jobs.wait_ended(failed, timeout=1) is True
+
+
+def test_a_holder_knows_its_batch_and_a_requeued_batch_runs_one_job_at_a_time(jobs: JobStore, new_job: NewJob) -> None:
+    small = replace(new_job, rows=1)
+    ids = [jobs.create(small, RECORDS[:1])[0] for _ in range(3)]
+    for job_id in ids:
+        jobs.mark_ready(job_id, 1)
+    taken = jobs.take_ready(max_rows=10, lease_seconds=30, holder="t1")
+    assert jobs.held("t1") == taken
+    assert jobs.requeue(taken) == 3
+    assert jobs.requeue(taken) == 0  # only what is still leased goes back
+    alone = [jobs.take_ready(max_rows=10, lease_seconds=30, holder="t2") for _ in range(4)]
+    assert [[ready.job_id for ready in batch] for batch in alone] == [[ids[0]], [ids[1]], [ids[2]], []]
+    jobs.release(alone[2], "t2")
+    assert jobs.held("t2") == []

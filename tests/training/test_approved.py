@@ -3,7 +3,7 @@ import math
 import numpy as np
 
 from training.pipeline import input_fields, model_variables
-from training.scoring import score_records
+from training.scoring import score_batches, score_records
 
 
 def test_reproduces_the_verified_case(approved, real_rows) -> None:
@@ -79,3 +79,18 @@ def test_threshold_decides_the_outcome_at_equality(approved, real_rows) -> None:
     phat = approved.predict_proba([record])[0, 1]
     assert score_records(approved, [record], phat)[0]["business_outcome"] == 1
     assert score_records(approved, [record], np.nextafter(phat, 1))[0]["business_outcome"] == 0
+
+
+def test_jobs_scored_together_keep_their_own_thresholds_rows_and_errors(approved, real_rows) -> None:
+    records = [r["values"] for r in real_rows["rows"]]
+    first, second = records[:3], [*records[3:5], {"x12": "not money"}]
+    together = score_batches(approved, [first, second], [0.0, 1.0], [10, 0])
+    for batch, alone in zip(together, (score_records(approved, first, 0.0, 10), score_records(approved, second, 1.0))):
+        assert [{k: v for k, v in row.items() if k != "phat"} for row in batch] == [
+            {k: v for k, v in row.items() if k != "phat"} for row in alone
+        ]
+        # phat may differ in the last bit only: BLAS sums products of different heights in different orders.
+        assert all(abs(a.get("phat", 0) - b.get("phat", 0)) <= 4 * np.finfo(float).eps for a, b in zip(batch, alone))
+    assert [row["business_outcome"] for row in together[0]] == [1, 1, 1]
+    assert [row["business_outcome"] for row in together[1][:2]] == [0, 0]
+    assert together[1][2] == {"error": together[1][2]["error"], "row": 2} and together[1][2]["error"]["field"] == "x12"

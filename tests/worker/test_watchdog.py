@@ -3,7 +3,7 @@ import time
 from dataclasses import replace
 
 from jobs import JobStore, NewJob, keys
-from jobs.broker import QUEUE
+from jobs.broker import DRAIN, QUEUE
 from worker.watchdog import sweep
 
 RECORDS = [{"x12": str(i)} for i in range(5)]
@@ -18,7 +18,7 @@ def test_a_stalled_job_has_its_unfinished_chunks_enqueued_again(jobs: JobStore, 
     job_id, _ = jobs.create(new_job, RECORDS)
     jobs.finish_chunk(job_id, 1, 2, b"[]")
     counts = sweep(jobs, celery_app, stall_seconds=5, now=time.time() + 10)
-    assert counts == {"failed": 0, "redriven": 1, "forgotten": 0}
+    assert counts == {"failed": 0, "redriven": 1, "forgotten": 0, "requeued": 0}
     assert queued_chunks(redis_db) == [f"['{job_id}', 0]", f"['{job_id}', 2]"]
     # Re-driving records progress: the next sweep leaves the job alone.
     assert sweep(jobs, celery_app, stall_seconds=5)["redriven"] == 0
@@ -50,3 +50,21 @@ def test_finished_and_vanished_jobs_are_forgotten(jobs: JobStore, new_job: NewJo
     redis_db.delete(keys.job(gone))
     assert sweep(jobs, celery_app, stall_seconds=5, now=time.time() + 10)["forgotten"] == 2
     assert jobs.live() == []
+
+
+def test_small_jobs_of_a_dead_worker_go_back_in_line_alone_with_a_drain_message(
+    jobs: JobStore, new_job: NewJob, celery_app, redis_db
+) -> None:
+    small = replace(new_job, rows=1)
+    first, _ = jobs.create(small, RECORDS[:1])
+    second, _ = jobs.create(small, RECORDS[:1])
+    jobs.mark_ready(first, 1)
+    jobs.mark_ready(second, 1)
+    assert [ready.job_id for ready in jobs.take_ready(max_rows=10, lease_seconds=30, holder="t1")] == [first, second]
+    redis_db.delete(QUEUE)
+    # The worker holding them dies; once the lease lapses, they are put back, each to run alone.
+    counts = sweep(jobs, celery_app, stall_seconds=500, now=time.time() + 31)
+    assert counts["requeued"] == 2
+    assert [json.loads(raw)["headers"]["task"] for raw in redis_db.lrange(QUEUE, 0, -1)] == [DRAIN]
+    assert [ready.job_id for ready in jobs.take_ready(max_rows=10, lease_seconds=30, holder="t1")] == [first]
+    assert [ready.job_id for ready in jobs.take_ready(max_rows=10, lease_seconds=30, holder="t1")] == [second]
