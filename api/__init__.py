@@ -9,6 +9,7 @@ from flask import Flask
 
 from api import auth, errors, metrics, routes
 from api.services import Services
+from api.waiting import Waiters
 from jobs import JobStore
 from jobs.broker import make_celery
 from model_store import ModelStore
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         jobs=JobStore(client, settings.result_ttl_seconds, settings.job_deadline_seconds),
         celery=make_celery(settings),
         models=ModelStore(settings.model_store_dir),
+        waiters=Waiters(settings.redis_url.reveal(), settings.max_waiters),
     )
     errors.init_app(app)
     auth.init_app(app)

@@ -12,6 +12,7 @@ from api.batches import parse_batch, parse_model_name, parse_page, parse_thresho
 from api.errors import ApiError
 from api.openapi import build_spec
 from api.services import services
+from api.waiting import parse_wait
 from jobs import Job, JobStatus, NewJob
 from jobs.broker import enqueue
 
@@ -21,10 +22,14 @@ CANCELLED = "job_cancelled"
 
 
 @bp.post("/predict")
-def predict() -> tuple[Response, int, dict[str, str]]:
-    """Accept one record or a batch, store it, enqueue its chunks and answer 202 at once."""
+def predict() -> Response | tuple[Response, int, dict[str, str]]:
+    """Accept one record or a batch, store it, enqueue its chunks and answer 202 at once.
+
+    With `wait`, answer 200 with the finished job (as GET /tasks/<id> would) if it ends within the wait.
+    """
     svc = services()
     model = svc.serving_model(parse_model_name(request.args.get("model")))
+    wait = parse_wait(request.args.get("wait"))
     records = parse_batch(request, model.input_fields, svc.settings.max_batch_rows, svc.settings.max_body_bytes)
     override = parse_threshold(request.args.get("threshold"))
     threshold = model.threshold if override is None else override
@@ -42,6 +47,8 @@ def predict() -> tuple[Response, int, dict[str, str]]:
     except Exception:
         svc.jobs.fail(job_id, "the job could not be enqueued")
         raise
+    if wait is not None and svc.waiters.wait(svc.jobs, job_id, wait) and (ended := svc.jobs.get(job_id)):
+        return _task_response(ended, None)
     status_url = url_for("predictions.task", task_id=job_id)
     body = {
         "task_id": job_id,
@@ -56,10 +63,20 @@ def predict() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/tasks/<task_id>")
 def task(task_id: str) -> Response:
-    """Report a job's status, with its results in input order once it succeeded (a page of them if asked)."""
+    """Report a job's status, with its results in input order once it succeeded (a page of them if asked).
+
+    With `wait`, answer as soon as the job has ended, or when the wait runs out.
+    """
     svc = services()
     page = parse_page(request.args.get("offset"), request.args.get("limit"))
+    wait = parse_wait(request.args.get("wait"))
     job = _own_job(task_id)
+    if wait is not None and not job.status.terminal and svc.waiters.wait(svc.jobs, task_id, wait):
+        job = _own_job(task_id)
+    return _task_response(job, page)
+
+
+def _task_response(job: Job, page: tuple[int, int | None] | None) -> Response:
     body = _status(job)
     if job.status != JobStatus.SUCCEEDED:
         return Response(msgspec.json.encode(body), status=200, mimetype="application/json")
@@ -67,12 +84,12 @@ def task(task_id: str) -> Response:
     rows = job.rows
     offset, limit = page or (0, None)
     stop = rows if limit is None else min(rows, offset + limit)
-    results = svc.jobs.results(task_id, rows, job.chunk_rows, range(offset, stop))
+    results = services().jobs.results(job.id, rows, job.chunk_rows, range(offset, stop))
     if results is None:
-        raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": task_id})
+        raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": job.id})
     if page is not None:
         more = limit is not None and stop < rows
-        following = url_for(".task", task_id=task_id, offset=stop, limit=limit) if more else None
+        following = url_for("predictions.task", task_id=job.id, offset=stop, limit=limit) if more else None
         body["page"] = {"offset": offset, "limit": limit, "next": following}
     # The results are already JSON as the workers stored them: splice them in rather than parse them.
     head = msgspec.json.encode(body)

@@ -9,6 +9,7 @@ from celery import Celery
 from flask import current_app
 
 from api.errors import ApiError
+from api.waiting import Waiters
 from jobs import JobStore
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
@@ -33,6 +34,7 @@ class Services:
     jobs: JobStore
     celery: Celery
     models: ModelStore
+    waiters: Waiters
 
     def serving_model(self, requested: str | None = None) -> ServingModel:
         """Return the current version of a model (the configured one by default), without loading it.

@@ -32,6 +32,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     yield app
     app.extensions["glmq"].redis.close()
+    app.extensions["glmq"].waiters.client.close()
 
 
 @pytest.fixture
