@@ -14,7 +14,7 @@ from api.openapi import build_spec
 from api.services import services
 from api.waiting import parse_wait
 from jobs import Job, JobStatus, NewJob
-from jobs.broker import enqueue
+from jobs.broker import submit
 
 bp = Blueprint("predictions", __name__)
 _TASK_ID = re.compile(r"[0-9a-f]{32}")
@@ -41,12 +41,7 @@ def predict() -> Response | tuple[Response, int, dict[str, str]]:
         threshold=threshold,
         owner=request.environ.get("glmq.owner", ""),
     )
-    job_id, _ = svc.jobs.create(job, records)
-    try:
-        enqueue(svc.celery, svc.jobs, job_id, job, svc.settings.small_job_rows)
-    except Exception:
-        svc.jobs.fail(job_id, "the job could not be enqueued")
-        raise
+    job_id = submit(svc.celery, svc.jobs, job, records, svc.settings.small_job_rows)
     if wait is not None and svc.waiters.wait(svc.jobs, job_id, wait) and (ended := svc.jobs.get(job_id)):
         return _task_response(ended, None)
     status_url = url_for("predictions.task", task_id=job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from celery import Celery
 
@@ -60,11 +61,19 @@ def queue_depth(app: Celery) -> int:
     return int(messages)
 
 
-def enqueue(app: Celery, store: JobStore, job_id: str, job: NewJob, small_job_rows: int) -> None:
-    """Put a stored job in line for the workers: a small one for a micro-batch, a big one chunk by chunk."""
-    if job.chunks == 1 and job.rows <= small_job_rows:
-        if store.mark_ready(job_id, job.rows):
+def submit(app: Celery, store: JobStore, job: NewJob, records: Sequence[Any], small_job_rows: int) -> str:
+    """Store a job and put it in line for the workers: a small one for a micro-batch, a big one by chunks.
+
+    Return its id. A job that cannot be enqueued is failed, so that it never waits for nothing.
+    """
+    small = job.chunks == 1 and job.rows <= small_job_rows
+    job_id, kick = store.create(job, records, small=small)
+    try:
+        if kick:
             app.send_task(DRAIN)
-        return
-    for chunk in range(job.chunks):
-        app.send_task(SCORE_CHUNK, args=[job_id, chunk])
+        for chunk in range(0 if small else job.chunks):
+            app.send_task(SCORE_CHUNK, args=[job_id, chunk])
+    except Exception:
+        store.fail(job_id, "the job could not be enqueued")
+        raise
+    return job_id

@@ -23,6 +23,9 @@ from jobs import keys
 from jobs.record import Job, NewJob, now_iso
 
 _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+# A drain message is taken as on its way for this long; past it, the next small job sends another,
+# so a lost message delays the line by this much at most.
+KICK_TTL_MS = 2_000
 
 
 def _script(client: redis.Redis, name: str) -> Any:
@@ -81,27 +84,34 @@ class JobStore:
         self._take_ready = _script(client, "take_ready")
         self._requeue = _script(client, "requeue")
 
-    def create(self, new: NewJob, records: Sequence[Any]) -> tuple[str, list[int]]:
-        """Write the job record and its payload chunks; return the id and the chunk numbers.
+    def create(self, new: NewJob, records: Sequence[Any], small: bool = False) -> tuple[str, bool]:
+        """Write the job record and its payload chunks; return the id, and whether to send a drain message.
 
-        The job is not in line for any worker yet: the caller enqueues its chunks, or `mark_ready`.
+        A big job is in line for no worker yet: the caller enqueues its chunks. A `small` one (a single
+        chunk) is put in line for a micro-batch here, and the answer says whether a drain message must
+        be sent (none is on its way; see scripts/mark_ready.lua).
         """
         if len(records) != new.rows:
             raise ValueError(f"the job declares {new.rows} rows but {len(records)} records were given")
+        if small and new.chunks != 1:
+            raise ValueError(f"a small job has one chunk, not {new.chunks}")
         job_id = uuid.uuid4().hex
         now = time.time()
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(keys.job(job_id), mapping=Job.accepted(job_id, new, now).to_hash())  # type: ignore[arg-type]
         pipe.expire(keys.job(job_id), self.ttl)
-        chunks = []
         for chunk, start in enumerate(range(0, new.rows, new.chunk_rows)):
             body = msgspec.json.encode(records[start : start + new.chunk_rows])
             pipe.set(keys.payload(job_id, chunk), body, ex=self.ttl)
-            chunks.append(chunk)
         pipe.execute()
-        # The deadline index is global: a call of its own, so the job's writes stay in one slot.
-        self.client.zadd(keys.DEADLINES, {job_id: now + self.deadline})
-        return job_id, chunks
+        # The deadline index and the line are global: calls of their own (one round trip, no transaction),
+        # so that the job's own writes stay in one cluster slot.
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(keys.DEADLINES, {job_id: now + self.deadline})
+        if small:
+            self._mark_ready(keys=[keys.READY, keys.KICK], args=[f"{job_id}:{new.rows}", KICK_TTL_MS], client=pipe)
+        replies = pipe.execute()
+        return job_id, small and bool(replies[1])
 
     def get(self, job_id: str) -> Job | None:
         """Return the job record, or None when unknown or expired."""
@@ -143,6 +153,31 @@ class JobStore:
 
     def finish_chunks(self, finished: Sequence[tuple[str, int, int, bytes]]) -> list[FinishOutcome]:
         """Record several (job, chunk, rows, results) in one round trip; see scripts/finish_chunk.lua."""
+        pipe = self._finishing(finished)
+        outcomes = [FinishOutcome(int(reply)) for reply in pipe.execute()]
+        ended = [job_id for (job_id, *_), outcome in zip(finished, outcomes, strict=True)
+                 if outcome == FinishOutcome.SUCCEEDED]  # fmt: skip
+        if ended:
+            self.client.zrem(keys.DEADLINES, *ended)
+        return outcomes
+
+    def finish_batch(
+        self, finished: Sequence[tuple[str, int, int, bytes]], taken: Sequence[Ready], holder: str
+    ) -> None:
+        """Record a micro-batch and end its lease, in one round trip.
+
+        Each job of a micro-batch has one chunk, so once it is recorded the job has ended, whatever
+        the outcome (counted, a duplicate, or already failed): it leaves the deadline index too.
+        """
+        pipe = self._finishing(finished)
+        if finished:
+            pipe.zrem(keys.DEADLINES, *(job_id for job_id, *_ in finished))
+        if taken:
+            pipe.zrem(keys.LEASED, *(ready.entry for ready in taken))
+            pipe.delete(keys.held(holder))
+        pipe.execute()
+
+    def _finishing(self, finished: Sequence[tuple[str, int, int, bytes]]) -> redis.client.Pipeline:
         pipe = self.client.pipeline(transaction=False)
         for job_id, chunk, rows, results in finished:
             script_keys = [
@@ -151,12 +186,7 @@ class JobStore:
             ]  # fmt: skip
             args = [chunk, rows, results, self.ttl, now_iso(), repr(time.time())]
             self._finish(keys=script_keys, args=args, client=pipe)
-        outcomes = [FinishOutcome(int(reply)) for reply in pipe.execute()]
-        ended = [job_id for (job_id, *_), outcome in zip(finished, outcomes, strict=True)
-                 if outcome == FinishOutcome.SUCCEEDED]  # fmt: skip
-        if ended:
-            self.client.zrem(keys.DEADLINES, *ended)
-        return outcomes
+        return pipe
 
     def fail(self, job_id: str, reason: str, code: str = "job_failed") -> bool:
         """Mark a job failed with a reason (and a code for clients), unless it already finished."""
@@ -174,10 +204,6 @@ class JobStore:
         """
         key = keys.ended(job_id)
         return (client or self.client).blmove(key, key, timeout, "RIGHT", "LEFT") is not None
-
-    def mark_ready(self, job_id: str, rows: int, kick_ttl_ms: int = 2_000) -> bool:
-        """Put a small job in line for a micro-batch; return True when the caller must send a drain message."""
-        return bool(self._mark_ready(keys=[keys.READY, keys.KICK], args=[f"{job_id}:{rows}", kick_ttl_ms]))
 
     def take_ready(self, max_rows: int, lease_seconds: float, holder: str) -> list[Ready]:
         """Take small jobs, oldest first and up to `max_rows` rows, leased for `lease_seconds` to `holder`.

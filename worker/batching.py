@@ -1,7 +1,7 @@
 """Micro-batching: many small jobs, from any client, scored in one pipeline call.
 
 Small jobs do not get a Celery message each. The API puts them in line in Redis and sends one
-drain message when none is on its way (jobs.store.mark_ready). A drain takes whatever is in line,
+drain message when none is on its way (jobs.broker.submit). A drain takes whatever is in line,
 up to a row cap, scores it and takes again, until the line is empty: with nothing else waiting a
 job is scored at once, and while the worker is busy the next batch gathers by itself (Triton's
 dynamic batching with a queue delay of zero). Taken jobs are leased; the watchdog puts those of a
@@ -74,8 +74,7 @@ class Batcher:
         finished: list[Finished] = []
         for (name, version), deliveries in groups.items():
             finished += self._score(name, version, deliveries)
-        self.jobs.finish_chunks(finished)
-        self.jobs.release(taken, holder)
+        self.jobs.finish_batch(finished, taken, holder)
         if finished:
             ids = " ".join(job_id for job_id, *_ in finished)
             log.info("scored a micro-batch of %d jobs, %d rows: %s", len(finished), sum(f[2] for f in finished), ids)

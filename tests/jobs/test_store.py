@@ -17,8 +17,9 @@ def results(chunk: int, rows: int) -> bytes:
 
 
 def test_create_writes_the_record_and_payload_chunks(jobs: JobStore, new_job: NewJob) -> None:
-    job_id, chunks = jobs.create(new_job, RECORDS)
-    assert chunks == [0, 1, 2]
+    job_id, kick = jobs.create(new_job, RECORDS)
+    chunks = range(3)
+    assert kick is False and jobs.ready_backlog() == (0, False)  # a big job waits for its chunk messages
     job = jobs.get(job_id)
     assert (job.id, job.status, job.rows, job.chunks, job.rows_done) == (job_id, JobStatus.QUEUED, 5, 3, 0)
     assert (job.model_name, job.model_version, job.threshold) == ("glm26", 1, 0.712)
@@ -135,21 +136,20 @@ def test_the_scripts_are_loaded_from_their_files(jobs: JobStore) -> None:
 
 def test_small_jobs_wait_in_line_and_one_drain_message_serves_them(jobs: JobStore, new_job: NewJob) -> None:
     small = replace(new_job, rows=1)
-    ids = [jobs.create(small, RECORDS[:1])[0] for _ in range(5)]
-    kicks = [jobs.mark_ready(job_id, 1) for job_id in ids]
-    assert kicks == [True, False, False, False, False]  # one message on its way is enough
+    created = [jobs.create(small, RECORDS[:1], small=True) for _ in range(5)]
+    ids = [job_id for job_id, _ in created]
+    assert [kick for _, kick in created] == [True, False, False, False, False]  # one message on its way is enough
     assert jobs.ready_backlog() == (5, True)
     taken = jobs.take_ready(max_rows=3, lease_seconds=30, holder="t1")
     assert [ready.job_id for ready in taken] == ids[:3]  # oldest first, up to the row cap
     assert jobs.ready_backlog() == (2, False)  # taking clears the kick: the next job in line sends one
-    assert jobs.mark_ready(jobs.create(small, RECORDS[:1])[0], 1) is True
+    assert jobs.create(small, RECORDS[:1], small=True)[1] is True
     jobs.release(taken, "t1")
     assert jobs.requeue_lapsed(now=time.time() + 60) == 0  # released jobs are not put back
 
 
 def test_a_job_bigger_than_the_row_cap_is_taken_alone(jobs: JobStore, new_job: NewJob) -> None:
-    big, _ = jobs.create(replace(new_job, rows=5, chunk_rows=5), RECORDS)
-    jobs.mark_ready(big, 5)
+    big, _ = jobs.create(replace(new_job, rows=5, chunk_rows=5), RECORDS, small=True)
     assert [(r.job_id, r.rows) for r in jobs.take_ready(max_rows=3, lease_seconds=30, holder="t1")] == [(big, 5)]
 
 
@@ -166,9 +166,7 @@ def test_an_ending_job_leaves_a_token_that_wakes_every_waiter(jobs: JobStore, ne
 
 def test_a_holder_knows_its_batch_and_a_requeued_batch_runs_one_job_at_a_time(jobs: JobStore, new_job: NewJob) -> None:
     small = replace(new_job, rows=1)
-    ids = [jobs.create(small, RECORDS[:1])[0] for _ in range(3)]
-    for job_id in ids:
-        jobs.mark_ready(job_id, 1)
+    ids = [jobs.create(small, RECORDS[:1], small=True)[0] for _ in range(3)]
     taken = jobs.take_ready(max_rows=10, lease_seconds=30, holder="t1")
     assert jobs.held("t1") == taken
     assert jobs.requeue(taken) == 3
@@ -177,3 +175,8 @@ def test_a_holder_knows_its_batch_and_a_requeued_batch_runs_one_job_at_a_time(jo
     assert [[ready.job_id for ready in batch] for batch in alone] == [[ids[0]], [ids[1]], [ids[2]], []]
     jobs.release(alone[2], "t2")
     assert jobs.held("t2") == []
+
+
+def test_a_job_of_several_chunks_cannot_be_small(jobs: JobStore, new_job: NewJob) -> None:
+    with pytest.raises(ValueError, match="one chunk, not 3"):
+        jobs.create(new_job, RECORDS, small=True)
