@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -12,14 +13,15 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from urllib3.exceptions import MaxRetryError
 
 from client.errors import ClientError, ConnectionFailedError, InputError, JobFailedError, WaitTimeoutError
-from client.retries import RETRY_STATUSES, RetryPolicy
+from client.retries import IDEMPOTENCY_KEY, retrying_session, service_retry
 
 Record = Mapping[str, Any]
 ProgressCallback = Callable[[int, int], None]
 
-# Failures of the transport, not answers of the service: worth another attempt.
+# Failures of the transport, not answers of the service.
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
@@ -39,6 +41,8 @@ class PredictionClient:
     """Talk to one prediction service; retry 503, 429 and transport failures with exponential backoff.
 
     `retries` is the number of further attempts after the first; `timeout` bounds each HTTP request.
+    Retries are urllib3's (see client.retries): Retry-After is honoured up to `max_delay`, and a
+    submission is repeated only because it carries an idempotency key.
     """
 
     def __init__(
@@ -48,15 +52,13 @@ class PredictionClient:
         timeout: float = 60,
         retries: int = 5,
         backoff: float = 0.5,
-        session: requests.Session | None = None,
         max_delay: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.retry = RetryPolicy(retries=max(0, retries), backoff=backoff, max_delay=max_delay)
+        self.retries = max(0, retries)
         self._api_key = api_key
-        self._owns_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = retrying_session(service_retry(self.retries, backoff, max_delay))
 
     def __repr__(self) -> str:
         return f"PredictionClient({self.base_url!r})"
@@ -70,20 +72,21 @@ class PredictionClient:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP session, if this client created it."""
-        if self._owns_session:
-            self.session.close()
+        """Close the HTTP session and its connections."""
+        self.session.close()
 
     def submit(
         self, records: Record | Sequence[Record], threshold: float | None = None, model: str | None = None
     ) -> Submitted:
-        """Submit one record or a list of records as one job, to `model` or the service's default model."""
+        """Submit one record or a list of records as one job, to `model` or the service's default model.
+
+        Each call is one submission with a fresh idempotency key, which its retries repeat.
+        """
         params = {} if threshold is None else {"threshold": repr(float(threshold))}
         if model is not None:
             params["model"] = model
-        response = self._request(
-            "POST", "/predict", data=_encode(records), params=params, headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_KEY: uuid.uuid4().hex}
+        response = self._request("POST", "/predict", data=_encode(records), params=params, headers=headers)
         body = response.json()
         return Submitted(
             task_id=body["task_id"],
@@ -181,31 +184,23 @@ class PredictionClient:
         # Best effort, one attempt each: this runs while an error or a Ctrl-C is on its way out.
         for task_id in task_ids:
             with contextlib.suppress(ClientError, ConnectionFailedError):
-                self._request("DELETE", _task_path(task_id), attempts=1)
+                self._request("DELETE", _task_path(task_id), once=True)
 
-    def _request(self, method: str, path: str, attempts: int | None = None, **kwargs: Any) -> requests.Response:
-        url = self.base_url + path
+    def _request(self, method: str, path: str, once: bool = False, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}))
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        attempts = attempts or self.retry.retries + 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
-            except _TRANSPORT_ERRORS as exc:
-                if last:
-                    raise ConnectionFailedError(self.base_url, attempts, _reason(exc)) from exc
-                time.sleep(self.retry.delay(attempt))
-                continue
-            if response.status_code < 400:
-                return response
-            if response.status_code in RETRY_STATUSES and not last:
-                response.close()
-                time.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
-                continue
+        # requests.request uses a fresh session, whose default adapter makes a single attempt.
+        send = requests.request if once else self.session.request
+        try:
+            response = send(method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs)
+        except _TRANSPORT_ERRORS as exc:
+            # urllib3 gives up with MaxRetryError once every attempt allowed has failed.
+            exhausted = not once and isinstance(exc.args[0] if exc.args else None, MaxRetryError)
+            raise ConnectionFailedError(self.base_url, self.retries + 1 if exhausted else 1, _reason(exc)) from exc
+        if response.status_code >= 400:
             raise error_from_response(response)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return response
 
 
 def _task_path(task_id: str) -> str:

@@ -13,8 +13,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import pandas as pd
-
 from client.errors import InputError
 
 LABEL_COLUMN = "y"
@@ -46,13 +44,26 @@ def read_records(path: Path) -> list[RawRecord]:
 def read_csv_records(path: Path) -> list[RawRecord]:
     """Read a CSV with a header into records of raw strings, None for empty cells, without the label `y`."""
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        # utf-8-sig: a byte-order mark, as spreadsheet programs write, is no part of the first column's name.
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            rows = [row for row in csv.reader(stream) if row]  # a blank line holds no record
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"cannot read {path} as CSV: {exc}") from None
-    frame = frame.drop(columns=LABEL_COLUMN, errors="ignore")
-    names = [str(name) for name in frame.columns]
-    columns = [frame[name].tolist() for name in frame.columns]
-    return [{name: value or None for name, value in zip(names, values)} for values in zip(*columns)]
+    if not rows:
+        raise InputError(f"cannot read {path} as CSV: the file is empty, without even a header")
+    names = rows[0]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InputError(f"cannot read {path} as CSV: columns named twice in the header: {', '.join(twice)}")
+    keep = [(index, name) for index, name in enumerate(names) if name != LABEL_COLUMN]
+    records = []
+    for number, values in enumerate(rows[1:], start=1):
+        if len(values) != len(names):  # e.g. a file cut short: refuse rather than guess the missing cells
+            raise InputError(
+                f"cannot read {path} as CSV: record {number} has {len(values)} fields, the header {len(names)}"
+            )
+        records.append({name: values[index] or None for index, name in keep})
+    return records
 
 
 def output_format(path: Path) -> str:

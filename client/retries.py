@@ -1,45 +1,83 @@
-"""When to try a request again, and how long to wait first."""
+"""When the client tries a request again: urllib3's Retry on a requests adapter, and when a POST may be repeated."""
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
-from datetime import UTC
-from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
 
 # 503: Redis or the model is briefly unavailable. 429: rate limited. Both say "come back later".
 RETRY_STATUSES = frozenset({429, 503})
+# A POST carrying this header names one logical submission, so the service can recognise a repeat of it.
+IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Up to `retries` further attempts, waiting backoff * 2**n, or Retry-After, never above `max_delay`."""
+class ServiceRetry(Retry):
+    """urllib3's Retry, retrying only 429 and 503, with Retry-After capped at `backoff_max`."""
 
-    retries: int = 5
-    backoff: float = 0.5
-    max_delay: float = 30.0
+    # Not 413, which urllib3 retries when it carries Retry-After: a body too large stays too large.
+    RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
 
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        """Return the seconds to wait after failed attempt number `attempt` (0 for the first)."""
-        asked = parse_retry_after(retry_after)
-        wanted = asked if asked is not None else self.backoff * 2**attempt
-        return max(0.0, min(wanted, self.max_delay))
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Return the seconds a Retry-After header asks for (delta-seconds or an HTTP date), if readable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        """Return the seconds Retry-After asks for, at most `backoff_max`; None when absent or unreadable."""
         try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:  # "-0000" in an HTTP date means GMT
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+            seconds = super().get_retry_after(response)
+        except InvalidHeader:
+            return None  # the backoff applies instead
+        return None if seconds is None else min(seconds, self.backoff_max)
+
+
+def service_retry(retries: int, backoff: float = 0.5, max_delay: float = 30.0) -> ServiceRetry:
+    """Return a Retry of up to `retries` further attempts on 429, 503 and transport failures.
+
+    Retry-After is honoured; without it the waits grow as urllib3's backoff does (0, 2·backoff,
+    4·backoff, ...), never above `max_delay`. When the attempts run out the last 429 or 503 is returned,
+    so its error body can be reported.
+    """
+    return ServiceRetry(
+        total=max(0, retries),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff,
+        backoff_max=max_delay,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+class RetryingAdapter(HTTPAdapter):
+    """Retry as `retry` says, and repeat a POST that may have reached the server only if it has an idempotency key.
+
+    urllib3 decides by method alone. POST is not among Retry's allowed methods, so a plain POST is tried
+    again only when its connection could not be made, before any byte reached the server. A POST that
+    carries an Idempotency-Key goes through a twin adapter whose Retry allows POST as well.
+    """
+
+    def __init__(self, retry: Retry) -> None:
+        super().__init__(max_retries=retry)
+        methods = retry.allowed_methods
+        keyed = retry if methods is None else retry.new(allowed_methods=frozenset(methods) | {"POST"})
+        self._keyed = HTTPAdapter(max_retries=keyed)
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        """Send the request through the adapter whose Retry fits it."""
+        if request.method == "POST" and IDEMPOTENCY_KEY in request.headers:
+            return self._keyed.send(request, *args, **kwargs)
+        return super().send(request, *args, **kwargs)
+
+    def close(self) -> None:
+        """Close the connection pools of both adapters."""
+        self._keyed.close()
+        super().close()
+
+
+def retrying_session(retry: Retry) -> requests.Session:
+    """Return a requests Session whose http and https requests retry as `retry` says."""
+    session = requests.Session()
+    adapter = RetryingAdapter(retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

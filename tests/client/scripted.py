@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -36,11 +38,11 @@ Responder = Callable[[Seen], Reply]
 class ScriptedServer:
     """Answer each request with the next reply of the script; the last one repeats once the script runs out."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.seen: list[Seen] = []
         self._script: list[Reply | Responder] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
         self._httpd.handle_error = lambda request, address: None  # a client that timed out hung up; fine
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
@@ -125,3 +127,40 @@ def accepted(task_id: str = "a" * 32, rows: int = 1, threshold: float = 0.712) -
         "status_url": f"/tasks/{task_id}",
     }
     return Reply(202, body, {"Location": f"/tasks/{task_id}"})
+
+
+def status(state: str, rows_done: int, rows: int = 10, **extra: Any) -> Reply:
+    """Return a 200 of GET /tasks/{id}."""
+    body = {"task_id": "a" * 32, "status": state, "rows": rows, "rows_done": rows_done,
+            "model": {"name": "glm26", "version": 1}, "threshold": 0.712, "submitted_at": "t0", **extra}  # fmt: skip
+    return Reply(200, body)
+
+
+class MiniService:
+    """Just enough of the service's protocol to answer several jobs, results paged: each record's `v` is its phat."""
+
+    def __init__(self, failing: str = "") -> None:
+        self.jobs: dict[str, list[dict[str, Any]]] = {}
+        self.ids = (f"{n:032x}" for n in itertools.count(1))
+        self.failing = failing
+        self.cancelled: list[str] = []
+
+    def __call__(self, seen: Seen) -> Reply:
+        if seen.method == "POST":
+            task_id = next(self.ids)
+            self.jobs[task_id] = seen.json()
+            return accepted(task_id, rows=len(self.jobs[task_id]))
+        url = urlsplit(seen.path)
+        task_id = url.path.rsplit("/", 1)[1]
+        records = self.jobs[task_id]
+        if seen.method == "DELETE":
+            self.cancelled.append(task_id)
+            return status("failed", 0, rows=len(records), error={"code": "job_cancelled", "message": "cancelled"})
+        if task_id == self.failing:
+            return status("failed", 0, rows=len(records), error={"code": "job_failed", "message": "chunk 0 lost"})
+        phats = [float(record["v"]) for record in records]  # a number, or a string of one as read from a CSV
+        results = [{"business_outcome": int(phat >= 0.5), "phat": phat, "row": i} for i, phat in enumerate(phats)]
+        query = {name: int(values[0]) for name, values in parse_qs(url.query).items()}
+        offset, limit = query.get("offset", 0), query.get("limit", len(records))
+        page = {"page": {"offset": offset, "limit": limit, "next": None}} if query else {}
+        return status("succeeded", len(records), rows=len(records), results=results[offset : offset + limit], **page)

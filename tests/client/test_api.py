@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import socket
 import time
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from client import ClientError, ConnectionFailedError, JobFailedError, PredictionClient, Submitted, WaitTimeoutError
-from tests.client.scripted import Reply, ScriptedServer, Seen, accepted, error
+from tests.client.scripted import MiniService, Reply, ScriptedServer, Seen, accepted, error, status
 
 RECORD = {"x12": "$1,000.00", "x31": "asia"}
 INVALID_THRESHOLD = "threshold must be a number between 0 and 1."
@@ -31,12 +30,6 @@ def make_client(server: ScriptedServer) -> Iterator[Any]:
     yield make
     for client in clients:
         client.close()
-
-
-def status(state: str, rows_done: int, rows: int = 10, **extra: Any) -> Reply:
-    body = {"task_id": "a" * 32, "status": state, "rows": rows, "rows_done": rows_done,
-            "model": {"name": "glm26", "version": 1}, "threshold": 0.712, "submitted_at": "t0", **extra}  # fmt: skip
-    return Reply(200, body)
 
 
 def test_503_with_retry_after_is_retried_until_the_job_is_accepted(server, make_client) -> None:
@@ -81,7 +74,18 @@ def test_without_retry_after_the_waits_grow_exponentially(server, make_client) -
         make_client(retries=3, backoff=0.05).submit(RECORD)
     elapsed = time.monotonic() - started
     assert len(server.seen) == 4
-    assert 0.05 + 0.1 + 0.2 <= elapsed < 30
+    assert 0 + 0.1 + 0.2 <= elapsed < 30  # urllib3's backoff: the first retry at once, then 2·backoff, 4·backoff
+
+
+def test_each_submission_carries_a_fresh_idempotency_key_that_its_retries_repeat(server, make_client) -> None:
+    server.script(error(503, "redis_unavailable", "Retry shortly.", Retry_After="0"), accepted(), accepted())
+    client = make_client()
+    client.submit(RECORD)
+    client.submit(RECORD)
+    keys = [seen.headers["Idempotency-Key"] for seen in server.seen]
+    assert len(keys) == 3
+    assert keys[0] == keys[1] != keys[2]
+    assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys)  # uuid4 hex
 
 
 def test_when_retries_run_out_the_last_error_is_raised(server, make_client) -> None:
@@ -185,34 +189,6 @@ def test_waiting_gives_up_after_its_timeout(server, make_client) -> None:
         make_client().wait("a" * 32, poll_interval=0.02, timeout=0.2)
 
 
-class MiniService:
-    """Just enough of the service's protocol to answer several jobs, results paged: each record's `v` is its phat."""
-
-    def __init__(self, failing: str = "") -> None:
-        self.jobs: dict[str, list[dict[str, Any]]] = {}
-        self.ids = (f"{n:032x}" for n in itertools.count(1))
-        self.failing = failing
-        self.cancelled: list[str] = []
-
-    def __call__(self, seen: Seen) -> Reply:
-        if seen.method == "POST":
-            task_id = next(self.ids)
-            self.jobs[task_id] = seen.json()
-            return accepted(task_id, rows=len(self.jobs[task_id]))
-        url = urlsplit(seen.path)
-        task_id = url.path.rsplit("/", 1)[1]
-        records = self.jobs[task_id]
-        if seen.method == "DELETE":
-            self.cancelled.append(task_id)
-            return status("failed", 0, rows=len(records), error={"code": "job_cancelled", "message": "cancelled"})
-        if task_id == self.failing:
-            return status("failed", 0, rows=len(records), error={"code": "job_failed", "message": "chunk 0 lost"})
-        results = [{"business_outcome": int(r["v"] >= 0.5), "phat": r["v"], "row": i} for i, r in enumerate(records)]
-        query = {name: int(values[0]) for name, values in parse_qs(url.query).items()}
-        offset, limit = query.get("offset", 0), query.get("limit", len(records))
-        return status("succeeded", len(records), rows=len(records), results=results[offset : offset + limit])
-
-
 def test_predict_splits_into_jobs_and_numbers_rows_over_the_whole_input(server, make_client) -> None:
     server.script(MiniService())
     records = [{"v": i / 10} for i in range(10)]
@@ -261,3 +237,18 @@ def test_predict_without_batch_rows_sends_one_job(server, make_client) -> None:
         {"business_outcome": 0, "phat": 0.25, "row": 0},
         {"business_outcome": 1, "phat": 0.75, "row": 1},
     ]
+
+
+def test_cancelling_on_the_way_out_makes_one_attempt_per_job(server, make_client) -> None:
+    service = MiniService(failing=f"{1:032x}")
+
+    def refuse_cancels(seen: Seen) -> Reply:
+        if seen.method == "DELETE":
+            return error(503, "redis_unavailable", "Retry shortly.", Retry_After="0")
+        return service(seen)
+
+    server.script(refuse_cancels)
+    with pytest.raises(JobFailedError):
+        make_client(retries=3).predict([{"v": i / 10} for i in range(4)], batch_rows=2, poll_interval=0.01)
+    deletes = [path for path in server.paths() if path.startswith("DELETE")]
+    assert deletes == [f"DELETE /tasks/{1:032x}", f"DELETE /tasks/{2:032x}"]

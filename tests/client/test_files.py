@@ -41,6 +41,19 @@ def test_a_csv_written_by_pandas_reads_back_as_written(tmp_path) -> None:
     ]
 
 
+def test_a_csv_may_have_a_byte_order_mark_blank_lines_and_quoted_line_breaks(tmp_path) -> None:
+    path = tmp_path / "input.csv"
+    path.write_bytes(b'\xef\xbb\xbfx0,x5\r\n\r\n"two\nlines",""\r\n\n')
+    assert read_records(path) == [{"x0": "two\nlines", "x5": None}]
+
+
+def test_an_undecodable_csv_is_an_input_error(tmp_path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("x0\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"cannot read .* as CSV"):
+        read_records(path)
+
+
 def test_a_csv_without_a_label_keeps_every_column(tmp_path) -> None:
     path = tmp_path / "input.csv"
     path.write_text("x0,x1\n1,2\n")
@@ -64,6 +77,9 @@ def test_json_holds_one_object_or_a_list(tmp_path) -> None:
         ("records.json", "{oops", "cannot read"),
         ("missing.csv", None, "No such file"),
         ("empty.csv", "", "cannot read"),
+        ("twice.csv", "x0,x1,x0\n1,2,3\n", "columns named twice in the header: x0"),
+        ("long.csv", "x0,x1\n1,2\n1,2,3\n", "record 2 has 3 fields, the header 2"),
+        ("short.csv", "x0,x1\n1\n", "record 1 has 1 fields, the header 2"),
     ],
 )
 def test_unreadable_input_is_an_input_error(tmp_path, name, content, message) -> None:
