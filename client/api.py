@@ -21,6 +21,9 @@ from client.retries import IDEMPOTENCY_KEY, retrying_session, service_retry
 Record = Mapping[str, Any]
 ProgressCallback = Callable[[int, int], None]
 
+# The shortest time one status round may take when the service answers without waiting.
+_MIN_ROUND_SECONDS = 0.1
+
 # Failures of the transport, not answers of the service.
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
@@ -97,9 +100,15 @@ class PredictionClient:
             status_url=body["status_url"],
         )
 
-    def status(self, task_id: str, offset: int | None = None, limit: int | None = None) -> dict[str, Any]:
-        """Return the job's current status body, with its results (or the page asked for) once it succeeded."""
-        params = {name: value for name, value in (("offset", offset), ("limit", limit)) if value is not None}
+    def status(
+        self, task_id: str, offset: int | None = None, limit: int | None = None, wait: float | None = None
+    ) -> dict[str, Any]:
+        """Return the job's status body, with its results (or the page asked for) once it succeeded.
+
+        With `wait` (seconds, at most 30), the service answers as soon as the job ends, or when the wait runs out.
+        """
+        asked = (("offset", offset), ("limit", limit), ("wait", wait))
+        params = {name: value for name, value in asked if value is not None}
         return self._request("GET", _task_path(task_id), params=params).json()
 
     def cancel(self, task_id: str) -> dict[str, Any]:
@@ -110,18 +119,21 @@ class PredictionClient:
         self,
         task_id: str,
         on_progress: ProgressCallback | None = None,
-        poll_interval: float = 0.2,
+        poll_interval: float = 1.0,
         timeout: float | None = 900.0,
         page_rows: int = 20_000,
     ) -> dict[str, Any]:
-        """Poll the job until it succeeds and return its final body; raise JobFailedError if it fails.
+        """Wait for the job to succeed and return its final body; raise JobFailedError if it fails.
 
-        Results are read `page_rows` at a time, so no single response grows with the size of the job.
+        Each status request waits on the service for up to `poll_interval` seconds and answers as soon
+        as the job ends, so the result comes without polling delay and progress is reported each
+        interval. Results are read `page_rows` at a time, so no response grows with the size of the job.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         seen: tuple[int, int] | None = None
         while True:
-            body = self.status(task_id, limit=page_rows)
+            asked_at = time.monotonic()
+            body = self.status(task_id, limit=page_rows, wait=min(poll_interval, 30.0))
             progress = (int(body["rows_done"]), int(body["rows"]))
             if on_progress is not None and progress != seen:
                 on_progress(*progress)
@@ -133,7 +145,9 @@ class PredictionClient:
                 raise JobFailedError(task_id, error.get("code", "job_failed"), error.get("message", "unknown"))
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeoutError(task_id, body["status"], timeout or 0.0)
-            time.sleep(poll_interval)
+            # A service that cannot hold the request (too many waiters, or one without ?wait) answers at
+            # once: then pause briefly, so that the loop never spins.
+            time.sleep(max(0.0, min(poll_interval, _MIN_ROUND_SECONDS) - (time.monotonic() - asked_at)))
 
     def _read_remaining_pages(self, task_id: str, body: dict[str, Any], page_rows: int) -> dict[str, Any]:
         results = body["results"]
@@ -153,7 +167,7 @@ class PredictionClient:
         on_progress: ProgressCallback | None = None,
         *,
         model: str | None = None,
-        poll_interval: float = 0.2,
+        poll_interval: float = 1.0,
         wait_timeout: float | None = 900.0,
     ) -> list[dict[str, Any]]:
         """Score records in jobs of at most `batch_rows` and return every result, `row` counted over the input.

@@ -172,7 +172,13 @@ def test_wait_reports_each_change_of_progress(server, make_client) -> None:
     body = make_client().wait("a" * 32, on_progress=lambda done, rows: calls.append((done, rows)), poll_interval=0.01)
     assert calls == [(0, 10), (4, 10), (10, 10)]
     assert body["results"] == results
-    assert server.paths() == [f"GET /tasks/{'a' * 32}?limit=20000"] * 4
+    assert server.paths() == [f"GET /tasks/{'a' * 32}?limit=20000&wait=0.01"] * 4
+
+
+def test_wait_asks_the_service_to_hold_each_status_request(server, make_client) -> None:
+    server.script(status("running", 0, rows=1), status("succeeded", 1, rows=1, finished_at="t1", results=[{"row": 0}]))
+    make_client().wait("a" * 32)
+    assert server.paths() == [f"GET /tasks/{'a' * 32}?limit=20000&wait=1.0"] * 2  # one second by default
 
 
 def test_a_failed_job_raises_with_the_service_reason(server, make_client) -> None:
@@ -207,7 +213,9 @@ def test_large_results_are_read_a_page_at_a_time(server, make_client) -> None:
     job = client.submit([{"v": i / 10} for i in range(5)])
     body = client.wait(job.task_id, page_rows=2, poll_interval=0.01)
     assert [item["row"] for item in body["results"]] == [0, 1, 2, 3, 4]
-    pages = [f"GET /tasks/{job.task_id}?{query}" for query in ("limit=2", "offset=2&limit=2", "offset=4&limit=2")]
+    pages = [
+        f"GET /tasks/{job.task_id}?{query}" for query in ("limit=2&wait=0.01", "offset=2&limit=2", "offset=4&limit=2")
+    ]
     assert server.paths()[1:] == pages
 
 
