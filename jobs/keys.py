@@ -17,6 +17,10 @@ windows) are written in calls of their own, never inside a job's script.
     glmq:deadlines            sorted set: live job ids by deadline, for the watchdog
     glmq:watchdog             the lock that lets one watchdog sweep at a time
     glmq:rate:<caller>:<min>  a caller's submissions in one minute
+    glmq:{stats}:rows         hash: "<model>:scored" and "<model>:failed" -> rows, since Redis was new
+    glmq:{stats}:job_seconds  hash: "<model>:<status>:<le>" -> jobs that took at most le seconds (one bucket
+                              each, not cumulative) and "<model>:<status>:sum" -> their seconds (jobs.stats)
+    unacked                   kombu's hash of messages delivered to a worker and not yet acknowledged
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ WATCHDOG_LOCK = f"{PREFIX}:watchdog"
 READY = f"{PREFIX}:{{batch}}:ready"
 LEASED = f"{PREFIX}:{{batch}}:leased"
 KICK = f"{PREFIX}:{{batch}}:kick"
+# The service's counts share one hash tag, so one transaction may add to both.
+STATS_ROWS = f"{PREFIX}:{{stats}}:rows"
+STATS_JOB_SECONDS = f"{PREFIX}:{{stats}}:job_seconds"
+UNACKED = "unacked"  # kombu's name, not ours: read by /metrics, never written by us
 
 
 def _tagged(job_id: str) -> str:

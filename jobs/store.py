@@ -7,11 +7,13 @@ chunk number. Every key has a TTL; `jobs.keys` names them all.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
 from importlib import resources
 from typing import Any, NamedTuple
@@ -20,8 +22,10 @@ import msgspec
 import redis
 
 from jobs import keys
-from jobs.record import Job, NewJob, now_iso
+from jobs.record import Job, JobStatus, NewJob, now_iso
+from jobs.stats import JobEnd, RowsDone, Stats
 
+log = logging.getLogger(__name__)
 _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 # A drain message is taken as on its way for this long; past it, the next small job sends another,
 # so a lost message delays the line by this much at most.
@@ -47,6 +51,20 @@ class FinishOutcome(IntEnum):
     COUNTED = 0
     DUPLICATE = 1
     SUCCEEDED = 2
+
+    @property
+    def counted(self) -> bool:
+        return self in (FinishOutcome.COUNTED, FinishOutcome.SUCCEEDED)
+
+
+class Finished(NamedTuple):
+    """A chunk scored: its rows, of which `failed` got a per-row error, and the results as JSON."""
+
+    job_id: str
+    chunk: int
+    rows: int
+    results: bytes
+    failed: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,7 @@ class JobStore:
         self.client = client
         self.ttl = ttl_seconds
         self.deadline = deadline_seconds
+        self.stats = Stats(client)
         self._start = _script(client, "start_chunk")
         self._finish = _script(client, "finish_chunk")
         self._fail = _script(client, "fail_job")
@@ -134,10 +153,12 @@ class JobStore:
             args = [chunk, max_deliveries, now_iso(), self.ttl, repr(time.time())]
             self._start(keys=script_keys, args=args, client=pipe)
         started = []
+        gave_up = []
         for (job_id, _), reply in zip(chunks, pipe.execute(), strict=True):
             outcome = StartOutcome(int(reply[0]))
             if outcome == StartOutcome.GAVE_UP:
                 self.forget_deadline(job_id)
+                gave_up.append(job_id)
             if outcome != StartOutcome.RUN:
                 started.append((outcome, None))
                 continue
@@ -145,25 +166,27 @@ class JobStore:
             job = Job.from_hash(job_id, dict(zip(flat[::2], flat[1::2], strict=True)))
             assert job is not None  # the script checked that the job exists
             started.append((outcome, Delivery(job, None if body is None else msgspec.json.decode(body))))
+        self._count_failed(gave_up)
         return started
 
-    def finish_chunk(self, job_id: str, chunk: int, rows: int, results: bytes) -> FinishOutcome:
+    def finish_chunk(self, job_id: str, chunk: int, rows: int, results: bytes, failed: int = 0) -> FinishOutcome:
         """Store a chunk's results, drop its payload and count it once; see scripts/finish_chunk.lua."""
-        return self.finish_chunks([(job_id, chunk, rows, results)])[0]
+        return self.finish_chunks([Finished(job_id, chunk, rows, results, failed)])[0]
 
-    def finish_chunks(self, finished: Sequence[tuple[str, int, int, bytes]]) -> list[FinishOutcome]:
-        """Record several (job, chunk, rows, results) in one round trip; see scripts/finish_chunk.lua."""
+    def finish_chunks(self, finished: Sequence[Finished]) -> list[FinishOutcome]:
+        """Record several scored chunks in one round trip; see scripts/finish_chunk.lua.
+
+        The rows of each chunk counted here, and the time of each job that succeeded, go to `stats`.
+        """
         pipe = self._finishing(finished)
-        outcomes = [FinishOutcome(int(reply)) for reply in pipe.execute()]
+        outcomes = self._counted(finished, pipe.execute())
         ended = [job_id for (job_id, *_), outcome in zip(finished, outcomes, strict=True)
                  if outcome == FinishOutcome.SUCCEEDED]  # fmt: skip
         if ended:
             self.client.zrem(keys.DEADLINES, *ended)
         return outcomes
 
-    def finish_batch(
-        self, finished: Sequence[tuple[str, int, int, bytes]], taken: Sequence[Ready], holder: str
-    ) -> None:
+    def finish_batch(self, finished: Sequence[Finished], taken: Sequence[Ready], holder: str) -> None:
         """Record a micro-batch and end its lease, in one round trip.
 
         Each job of a micro-batch has one chunk, so once it is recorded the job has ended, whatever
@@ -175,18 +198,38 @@ class JobStore:
         if taken:
             pipe.zrem(keys.LEASED, *(ready.entry for ready in taken))
             pipe.delete(keys.held(holder))
-        pipe.execute()
+        self._counted(finished, pipe.execute())
 
-    def _finishing(self, finished: Sequence[tuple[str, int, int, bytes]]) -> redis.client.Pipeline:
+    def _finishing(self, finished: Sequence[Finished]) -> redis.client.Pipeline:
         pipe = self.client.pipeline(transaction=False)
-        for job_id, chunk, rows, results in finished:
+        for job_id, chunk, rows, results, _ in finished:
             script_keys = [
                 keys.job(job_id), keys.done(job_id), keys.result(job_id, chunk), keys.payload(job_id, chunk),
                 keys.ended(job_id),
             ]  # fmt: skip
             args = [chunk, rows, results, self.ttl, now_iso(), repr(time.time())]
             self._finish(keys=script_keys, args=args, client=pipe)
+        for item in finished:
+            # Read after the scripts, in the same round trip: what the stats need of each job.
+            pipe.hmget(keys.job(item.job_id), *_ENDING)
         return pipe
+
+    def _counted(self, finished: Sequence[Finished], replies: list[Any]) -> list[FinishOutcome]:
+        # Only the call whose script counted a chunk, or ended a job, counts it: each is counted once.
+        outcomes = [FinishOutcome(int(reply)) for reply in replies[: len(finished)]]
+        fields = replies[len(finished) : 2 * len(finished)]
+        rows = [
+            RowsDone(model.decode(), item.rows - item.failed, item.failed)
+            for item, outcome, (model, *_) in zip(finished, outcomes, fields, strict=True)
+            if outcome.counted and model
+        ]
+        ends = [
+            _job_end(job, JobStatus.SUCCEEDED)
+            for outcome, job in zip(outcomes, fields, strict=True)
+            if outcome == FinishOutcome.SUCCEEDED
+        ]
+        self._record(rows, ends)
+        return outcomes
 
     def fail(self, job_id: str, reason: str, code: str = "job_failed") -> bool:
         """Mark a job failed with a reason (and a code for clients), unless it already finished."""
@@ -194,6 +237,7 @@ class JobStore:
         if failed:
             self.forget_deadline(job_id)
             self.drop_payload(job_id)
+            self._count_failed([job_id])
         return failed
 
     def wait_ended(self, job_id: str, timeout: float, client: redis.Redis | None = None) -> bool:
@@ -297,3 +341,36 @@ class JobStore:
     def forget_deadline(self, job_id: str) -> None:
         """Stop watching a job that finished or whose record is gone."""
         self.client.zrem(keys.DEADLINES, job_id)
+
+    def _count_failed(self, job_ids: Sequence[str]) -> None:
+        if not job_ids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), *_ENDING)
+        try:
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("the times of %d failed job(s) are lost: %s", len(job_ids), exc)
+            return
+        self._record((), [_job_end(job, JobStatus.FAILED) for job in replies])
+
+    def _record(self, rows: Sequence[RowsDone], ends: Sequence[JobEnd | None]) -> None:
+        # The stats are global keys, so they are written apart from the job's own. Losing a count to
+        # a Redis error is better than failing the caller, whose job state is already recorded.
+        try:
+            self.stats.record(rows, [end for end in ends if end is not None])
+        except redis.RedisError as exc:
+            log.warning("the counts of %d chunk(s) and %d job(s) are lost: %s", len(rows), len(ends), exc)
+
+
+_ENDING = ("model_name", "submitted_at", "finished_at")
+
+
+def _job_end(fields: list[bytes | None], status: JobStatus) -> JobEnd | None:
+    """Return how a job that ended is counted, from its `_ENDING` fields (None when its record is gone)."""
+    model, submitted, finished = fields
+    if model is None or submitted is None or finished is None:
+        return None
+    seconds = (datetime.fromisoformat(finished.decode()) - datetime.fromisoformat(submitted.decode())).total_seconds()
+    return JobEnd(model.decode(), status.value, seconds)

@@ -65,3 +65,8 @@ def score_batches(
     for row, error in bad_rows.items():
         results[row] = {"error": error, "row": int(row_number[row])}
     return [results[start : start + size] for start, size in zip(starts.tolist(), sizes.tolist())]
+
+
+def failed_rows(results: Results) -> int:
+    """Return how many rows got an error in place of a score."""
+    return sum(1 for item in results if "error" in item)

@@ -23,14 +23,12 @@ import msgspec
 from celery.exceptions import SoftTimeLimitExceeded
 
 from jobs import JobStore
-from jobs.store import Delivery, Ready, StartOutcome
+from jobs.store import Delivery, Finished, Ready, StartOutcome
 from model_store import ModelStoreError
 from training import scoring
 from worker.models import ModelCache
 
 log = logging.getLogger(__name__)
-
-Finished = tuple[str, int, int, bytes]  # job id, chunk, rows, results JSON
 
 
 @dataclass(frozen=True)
@@ -107,4 +105,7 @@ class Batcher:
                 self.jobs.fail(d.job.id, f"the job could not be scored: {type(exc).__name__}")
             return []
         encode = msgspec.json.encode
-        return [(d.job.id, 0, len(rows), encode(rows)) for d, rows in zip(deliveries, results, strict=True)]
+        return [
+            Finished(d.job.id, 0, len(rows), encode(rows), scoring.failed_rows(rows))
+            for d, rows in zip(deliveries, results, strict=True)
+        ]

@@ -89,7 +89,7 @@ def score_chunk(job_id: str, chunk: int) -> None:
         log.exception("chunk %d of job %s could not be scored", chunk, job_id)
         jobs.fail(job_id, f"chunk {chunk} could not be scored: {type(exc).__name__}")
         return
-    jobs.finish_chunk(job_id, chunk, len(records), msgspec.json.encode(results))
+    jobs.finish_chunk(job_id, chunk, len(records), msgspec.json.encode(results), scoring.failed_rows(results))
     log.info("scored chunk %d of job %s: %d rows", chunk, job_id, len(records))
 
 
