@@ -34,8 +34,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         waiters=Waiters(settings.redis_url.reveal(), settings.max_waiters),
     )
     errors.init_app(app)
+    metrics.init_app(app)  # before auth, so refused requests are timed too
     auth.init_app(app)
     app.register_blueprint(routes.bp)
-    app.register_blueprint(metrics.bp)
     logging.getLogger(__name__).info("api settings: %s", settings.describe())
     return app
