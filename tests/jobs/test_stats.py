@@ -8,7 +8,7 @@ import redis
 
 from jobs import JobStore, NewJob, keys
 from jobs.stats import JOB_SECONDS_BUCKETS, JobEnd, RowCount, RowsDone, Stats
-from jobs.store import FinishOutcome, StartOutcome
+from jobs.store import Finished, FinishOutcome, StartOutcome
 
 RECORDS = [{"x12": str(i)} for i in range(5)]
 
@@ -87,3 +87,16 @@ def test_a_failed_job_records_its_time_once_whoever_fails_it(jobs: JobStore, new
 
 def _seconds(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def test_a_micro_batch_counts_each_job_once(jobs: JobStore, new_job: NewJob) -> None:
+    small = replace(new_job, rows=2, chunk_rows=2)
+    ids = [jobs.create(small, RECORDS[:2], small=True)[0] for _ in range(2)]
+    taken = jobs.take_ready(max_rows=10, lease_seconds=30, holder="t1")
+    jobs.start_chunks([(ready.job_id, 0) for ready in taken], max_deliveries=3)
+    finished = [Finished(ids[0], 0, 2, results(2, failed=1), failed=1), Finished(ids[1], 0, 2, results(2))]
+    jobs.finish_batch(finished, taken, "t1")
+    jobs.finish_batch(finished, [], "t1")  # the batch recorded again, as after a lost acknowledgement
+    stats = jobs.stats.read()
+    assert stats.rows == {"glm26": RowCount(scored=3, failed=1)}
+    assert {labels: h.count for labels, h in stats.job_seconds.items()} == {("glm26", "succeeded"): 2}
