@@ -7,7 +7,7 @@ import logging
 import redis
 from flask import Flask
 
-from api import auth, errors, metrics, routes
+from api import docs, errors, metrics, probes, routes
 from api.services import Services
 from api.waiting import Waiters
 from jobs import JobStore
@@ -34,8 +34,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         waiters=Waiters(settings.redis_url.reveal(), settings.max_waiters),
     )
     errors.init_app(app)
-    metrics.init_app(app)  # before auth, so refused requests are timed too
-    auth.init_app(app)
-    app.register_blueprint(routes.bp)
+    metrics.init_app(app)  # app-wide hooks run before the blueprint's guard, so refused requests are timed too
+    app.register_blueprint(routes.bp)  # behind the API key guard
+    app.register_blueprint(probes.bp)
+    app.register_blueprint(docs.bp)
     logging.getLogger(__name__).info("api settings: %s", settings.describe())
     return app

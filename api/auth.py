@@ -1,11 +1,12 @@
-"""Optional API keys and per-key rate limiting, checked before every prediction endpoint.
+"""Optional API keys and per-key rate limiting: the guard of the prediction blueprint.
 
 With API_KEYS set, POST /predict and GET /tasks/<id> need `Authorization: Bearer <key>`.
 Each job is bound to the key that created it (by a hash of the key, never the key
 itself), so another key cannot see it. RATE_LIMIT_PER_MINUTE, when above zero,
 limits submissions (POST /predict) per key, or per client address without keys,
 in a fixed one-minute window counted in Redis, so every API process shares the
-count. Polling is not counted: it is a cheap read, and clients poll often.
+count. Polling is not counted: it is a cheap read, and clients poll often. The probes, the
+description and the metrics live on other blueprints, which this guard does not run for.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import hashlib
 import hmac
 import time
 
-from flask import Flask, request
+from flask import g, request
 
 from api.errors import ApiError
 from api.services import services
 from jobs import keys
-
-OPEN_ENDPOINTS = ("predictions.health", "predictions.ready", "predictions.openapi", "metrics.metrics")
 
 
 def owner_of(key: str) -> str:
@@ -66,14 +65,8 @@ def enforce_rate_limit(owner: str) -> None:
         )  # fmt: skip
 
 
-def init_app(app: Flask) -> None:
-    """Check the key and the rate before every endpoint but the open ones (probes, description, metrics)."""
-
-    @app.before_request
-    def guard() -> None:
-        if request.endpoint in OPEN_ENDPOINTS or request.endpoint is None:
-            return
-        owner = authenticate()
-        request.environ["glmq.owner"] = owner
-        if request.method == "POST":
-            enforce_rate_limit(owner)
+def guard() -> None:
+    """Authenticate the caller into `g.owner` and count a submission against its rate (a `before_request`)."""
+    g.owner = authenticate()
+    if request.method == "POST":
+        enforce_rate_limit(g.owner)

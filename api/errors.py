@@ -1,4 +1,4 @@
-"""One JSON error shape for every failure: {"error": {"code", "message", "details"}}."""
+"""One JSON error shape for every failure, `schemas.Error`: {"error": {"code", "message", "details"?}}."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 from kombu.exceptions import OperationalError
+from msgspec import UNSET
 from werkzeug.exceptions import HTTPException
+
+from api.schemas import Error, ErrorBody, respond
 
 log = logging.getLogger(__name__)
 
@@ -46,52 +49,48 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> tuple[Response, int]:
-    """Return the JSON error body and status."""
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return jsonify(error=body), status
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    """Return the JSON error answer."""
+    return respond(Error(ErrorBody(code, message, UNSET if details is None else details)), status)
 
 
 def init_app(app: Flask) -> None:
     """Answer every error, of any origin, with the JSON error shape."""
 
     @app.errorhandler(ApiError)
-    def api_error(exc: ApiError) -> tuple[Response, int]:
-        response, status = error_response(exc.status, exc.code, exc.message, exc.details)
+    def api_error(exc: ApiError) -> Response:
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
         response.headers.update(exc.headers)
-        return response, status
+        return response
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
+    def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        code = HTTP_CODES.get(status, "http_error")
-        response, status = error_response(status, code, exc.description or exc.name)
+        response = error_response(status, HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
         for name, value in exc.get_headers():
             if name.lower() in ("allow", "retry-after"):
                 response.headers[name] = value
-        return response, status
+        return response
 
     @app.errorhandler(redis.exceptions.OutOfMemoryError)
-    def redis_full(exc: Exception) -> tuple[Response, int]:
+    def redis_full(exc: Exception) -> Response:
         # Redis refuses writes past maxmemory (noeviction: jobs are never evicted). The job's writes are one
         # transaction, so nothing of it was stored; the client may come back once results expire or are read.
         log.warning("redis is full: %s", exc)
-        response, status = error_response(503, "redis_full", "The job store is full; retry later.")
+        response = error_response(503, "redis_full", "The job store is full; retry later.")
         response.headers["Retry-After"] = "30"
-        return response, status
+        return response
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
     @app.errorhandler(OperationalError)
-    def redis_down(exc: Exception) -> tuple[Response, int]:
+    def redis_down(exc: Exception) -> Response:
         log.warning("redis unavailable: %s", type(exc).__name__)
-        response, status = error_response(503, "redis_unavailable", "The job store is unavailable; retry shortly.")
+        response = error_response(503, "redis_unavailable", "The job store is unavailable; retry shortly.")
         response.headers["Retry-After"] = "5"
-        return response, status
+        return response
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[Response, int]:
+    def unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")

@@ -1,39 +1,37 @@
-"""The OpenAPI description, built from the code's own limits, codes and model schema."""
+"""The OpenAPI document: paths written here, every schema generated from the types that the routes answer with."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+
+from api.batches import record_type
 from api.errors import HTTP_CODES
+from api.schemas import RESPONSES, Accepted, Error, Health, Ready, Task
+from api.waiting import MAX_WAIT_SECONDS
 from model_store import NAME_PATTERN
 from settings import Settings
 
-_RAW_VALUE = {"type": ["string", "number", "integer", "boolean", "null"]}
-_HEALTH = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
-_TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_READY = {
-    "type": "object",
-    "properties": {"status": {"const": "ready"}, "model": {"$ref": "#/components/schemas/Model"}},
-    "required": ["status", "model"],
-}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
+_REF = "#/components/schemas/{name}"
 
 
 def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document for this deployment."""
-    record = {
-        "type": "object",
-        "description": "One raw record: fields as the client has them (money, percents, nulls...).",
-        "properties": {name: _RAW_VALUE for name in input_fields},
-        "additionalProperties": True,
-    }
+    """Return the OpenAPI 3.1 document of this deployment: its limits and the serving model's input fields."""
+    record = record_type(input_fields)
+    body = record | Annotated[list[record], msgspec.Meta(min_length=1, max_length=settings.max_batch_rows)]  # type: ignore[valid-type]
+    (body_schema, *_), components = msgspec.json.schema_components([body, *RESPONSES], ref_template=_REF)
     security = [{"bearer": []}] if settings.api_keys else []
+    task_id = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    threshold = _query("threshold", "The cutoff of business_outcome (default: the model's).", "number",
+                       minimum=0, maximum=1)  # fmt: skip
+    model = _query("model", f"The model to score with (default: {settings.model_name}).", "string",
+                   pattern=f"^{NAME_PATTERN}$")  # fmt: skip
+    offset = _query("offset", "First row of the page of results (default 0).", "integer", minimum=0)
+    limit = _query("limit", "Most rows in the page of results (default: every remaining row).", "integer", minimum=1)
+    wait = _query("wait", f"Seconds to hold the answer until the job ends (at most {MAX_WAIT_SECONDS:g}).", "number",
+                  exclusiveMinimum=0, maximum=MAX_WAIT_SECONDS)  # fmt: skip
+    location = {"Location": {"schema": {"type": "string"}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "glm-queue", "version": "1", "description": "Queue-based scoring of tabular models."},
@@ -42,48 +40,20 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                 "post": {
                     "operationId": "predict",
                     "security": security,
-                    "parameters": [
-                        {
-                            "name": "threshold",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "number", "minimum": 0, "maximum": 1},
-                        },
-                        {
-                            "name": "model",
-                            "in": "query",
-                            "required": False,
-                            "description": f"The model to score with (default: {settings.model_name}).",
-                            "schema": {"type": "string", "pattern": f"^{NAME_PATTERN}$"},
-                        },
-                    ],
+                    "parameters": [threshold, model, wait],
                     "requestBody": {
                         "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [
-                                        {"$ref": "#/components/schemas/Record"},
-                                        {
-                                            "type": "array",
-                                            "minItems": 1,
-                                            "maxItems": settings.max_batch_rows,
-                                            "items": {"$ref": "#/components/schemas/Record"},
-                                        },
-                                    ]
-                                }
-                            }
-                        },
+                        "description": f"One record, or a list of 1 to {settings.max_batch_rows} records; "
+                        f"at most {settings.max_body_bytes} bytes.",
+                        "content": {"application/json": {"schema": body_schema}},
+                        "x-max-body-bytes": settings.max_body_bytes,
                     },
                     "responses": {
-                        "202": {
-                            "description": "Accepted; poll the Location.",
-                            "headers": {"Location": {"schema": {"type": "string"}}},
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
-                        },
-                        **{str(status): _error(HTTP_CODES[status]) for status in (400, 401, 413, 415, 422, 429)},
-                        "404": _error("model_not_found"),
-                        "503": _error("redis_unavailable or model_unavailable"),
+                        "200": _answer(Task, "With wait: the job ended in time; its status, as GET /tasks/{task_id}."),
+                        "202": _answer(Accepted, "Accepted; poll the Location.", location),
+                        **_errors(400, 401, 413, 415, 422, 429),
+                        "404": _answer(Error, "model_not_found"),
+                        "503": _answer(Error, "redis_unavailable, redis_full or model_unavailable"),
                     },
                 }
             },
@@ -91,55 +61,36 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                 "get": {
                     "operationId": "task",
                     "security": security,
-                    "parameters": [
-                        _TASK_ID,
-                        {
-                            "name": "offset",
-                            "in": "query",
-                            "required": False,
-                            "description": "First row of the page of results (default 0).",
-                            "schema": {"type": "integer", "minimum": 0},
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "required": False,
-                            "description": "Most rows in the page of results (default: every remaining row).",
-                            "schema": {"type": "integer", "minimum": 1},
-                        },
-                    ],
+                    "parameters": [task_id, offset, limit, wait],
                     "responses": {
-                        "200": {
-                            "description": "The task's status, with results once it succeeded.",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}},
-                        },
-                        "401": _error("unauthorized"),
-                        "404": _error("task_not_found"),
-                        "422": _error("invalid_page"),
-                        "429": _error("rate_limited"),
-                        "503": _error("redis_unavailable"),
+                        "200": _answer(Task, "The task's status, with results once it succeeded."),
+                        **_errors(401, 429),
+                        "404": _answer(Error, "task_not_found"),
+                        "422": _answer(Error, "invalid_page or invalid_wait"),
+                        "503": _answer(Error, "redis_unavailable"),
                     },
                 },
                 "delete": {
                     "operationId": "cancel",
                     "security": security,
-                    "parameters": [_TASK_ID],
+                    "parameters": [task_id],
                     "responses": {
-                        "200": {
-                            "description": "Cancelled: the task is failed with error code job_cancelled.",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}},
-                        },
-                        "401": _error("unauthorized"),
-                        "404": _error("task_not_found"),
-                        "409": _error("task_finished"),
-                        "503": _error("redis_unavailable"),
+                        "200": _answer(Task, "Cancelled: the task is failed with error code job_cancelled."),
+                        **_errors(401, 429),
+                        "404": _answer(Error, "task_not_found"),
+                        "409": _answer(Error, "task_finished"),
+                        "503": _answer(Error, "redis_unavailable"),
                     },
                 },
             },
-            "/health": {
+            "/health": {"get": {"operationId": "health", "responses": {"200": _answer(Health, "Up.")}}},
+            "/ready": {
                 "get": {
-                    "operationId": "health",
-                    "responses": {"200": {"description": "Up.", "content": {"application/json": {"schema": _HEALTH}}}},
+                    "operationId": "ready",
+                    "responses": {
+                        "200": _answer(Ready, "Redis answers and a model is served: a job would be accepted."),
+                        "503": _answer(Error, "redis_unavailable or model_unavailable"),
+                    },
                 }
             },
             "/metrics": {
@@ -147,87 +98,31 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                     "operationId": "metrics",
                     "responses": {
                         "200": {
-                            "description": "Gauges in the Prometheus text format: queued and delivered chunks, "
-                            "unfinished jobs, the served model.",
+                            "description": "Metrics in the Prometheus text format.",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
                         }
                     },
                 }
             },
-            "/ready": {
-                "get": {
-                    "operationId": "ready",
-                    "responses": {
-                        "200": {
-                            "description": "Redis answers and a model is served: a job would be accepted.",
-                            "content": {"application/json": {"schema": _READY}},
-                        },
-                        "503": _error("redis_unavailable or model_unavailable"),
-                    },
-                }
-            },
         },
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Record": record,
-                "Model": {
-                    "type": "object",
-                    "properties": {"name": {"type": "string"}, "version": {"type": "integer"}},
-                    "required": ["name", "version"],
-                },
-                "Accepted": {
-                    "type": "object",
-                    "required": ["task_id", "status", "rows", "model", "threshold", "status_url"],
-                    "properties": {
-                        "task_id": {"type": "string"},
-                        "status": {"const": "queued"},
-                        "rows": {"type": "integer", "minimum": 1},
-                        "model": {"$ref": "#/components/schemas/Model"},
-                        "threshold": {"type": "number"},
-                        "status_url": {"type": "string"},
-                    },
-                },
-                "Task": {
-                    "type": "object",
-                    "required": ["task_id", "status", "rows", "rows_done", "model", "threshold", "submitted_at"],
-                    "properties": {
-                        "task_id": {"type": "string"},
-                        "status": {"enum": ["queued", "running", "succeeded", "failed"]},
-                        "rows": {"type": "integer"},
-                        "rows_done": {"type": "integer"},
-                        "model": {"$ref": "#/components/schemas/Model"},
-                        "threshold": {"type": "number"},
-                        "submitted_at": {"type": "string"},
-                        "finished_at": {"type": "string"},
-                        "results": {"type": "array", "items": {"type": "object"}},
-                        "page": {
-                            "type": "object",
-                            "description": "Present when offset or limit was given; next is the following page's URL.",
-                            "properties": {
-                                "offset": {"type": "integer"},
-                                "limit": {"type": ["integer", "null"]},
-                                "next": {"type": ["string", "null"]},
-                            },
-                        },
-                        "error": {"type": "object"},
-                    },
-                },
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string", "pattern": "^[a-z_]+$"},
-                                "message": {"type": "string"},
-                                "details": {},
-                            },
-                        }
-                    },
-                },
-            },
-        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": components},
     }
+
+
+def _query(name: str, description: str, kind: str, **limits: Any) -> dict[str, Any]:
+    schema = {"type": kind, **limits}
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _answer(shape: type[msgspec.Struct], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(name=shape.__name__)}}},
+    }
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(status): _answer(Error, HTTP_CODES[status]) for status in statuses}

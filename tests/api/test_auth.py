@@ -31,9 +31,11 @@ def test_without_a_valid_key_predict_and_tasks_are_401(keyed_client, headers) ->
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_probes_and_the_description_need_no_key(keyed_client) -> None:
-    for path in ("/health", "/ready", "/openapi.json", "/metrics"):
-        assert keyed_client.get(path).status_code == 200, path
+def test_probes_the_description_and_the_metrics_need_no_key(keyed_client) -> None:
+    for path in ("/health", "/ready", "/openapi.json", "/docs", "/docs/assets/swagger-ui.css", "/metrics"):
+        response = keyed_client.get(path)
+        assert response.status_code == 200, path
+        response.close()
 
 
 def test_a_task_is_visible_and_cancellable_only_by_the_key_that_created_it(keyed_client, redis_db) -> None:

@@ -1,26 +1,65 @@
-"""Schemathesis over the generated OpenAPI description: no input may cause a server error."""
+"""The OpenAPI document is generated from the answer types; the API keeps to it, and /docs shows it offline."""
 
 import itertools
+import json
 from collections import Counter
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
 
+import msgspec
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
+from schemathesis.core.failures import Failure
 from schemathesis.generation import GenerationMode
+from swagger_ui_bundle import swagger_ui_path
 
 from api import create_app
+from api.schemas import RESPONSES
+from tests.api.test_routes import RECORD, post
+
+REF = "#/components/schemas/{name}"
 
 
-def test_the_description_lists_every_route(client) -> None:
+def test_the_description_lists_every_route_and_the_limits(client) -> None:
     spec = client.get("/openapi.json").get_json()
     assert set(spec["paths"]) == {"/predict", "/tasks/{task_id}", "/health", "/ready", "/metrics"}
-    body_schema = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert body_schema["oneOf"][1]["maxItems"] == 1_000
-    assert "x12" in spec["components"]["schemas"]["Record"]["properties"]
+    body = spec["paths"]["/predict"]["post"]["requestBody"]
+    batch = next(option for option in body["content"]["application/json"]["schema"]["anyOf"] if "items" in option)
+    assert (batch["minItems"], batch["maxItems"]) == (1, 1_000)
+    assert body["x-max-body-bytes"] == 1_000_000
+    record = spec["components"]["schemas"]["Record"]
+    assert set(record["properties"]) == {"x5", "x12", "x31", "x44", "x53", "x56", "x58", "x62", "x81", "x91"}
 
 
-def test_no_generated_request_causes_a_server_error(settings) -> None:
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(settings))
+def test_every_json_answer_is_a_component_generated_from_the_answer_types(client) -> None:
+    spec = client.get("/openapi.json").get_json()
+    _, generated = msgspec.json.schema_components(RESPONSES, ref_template=REF)
+    generated = json.loads(json.dumps(generated))  # as the document carries it: plain JSON
+    answers = [
+        (f"{method} {path} {status}", answer["content"])
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        for status, answer in operation["responses"].items()
+    ]
+    assert len(answers) >= 25
+    for where, content in answers:
+        if "text/plain" in content:  # /metrics: the Prometheus text format
+            continue
+        ref = content["application/json"]["schema"]["$ref"]
+        name = ref.removeprefix("#/components/schemas/")
+        assert ref == REF.format(name=name) and spec["components"]["schemas"][name] == generated[name], where
+    assert {"Accepted", "Task", "Page", "ModelRef", "ResultRow", "Error", "ErrorBody", "Health", "Ready"} <= set(
+        spec["components"]["schemas"]
+    )
+
+
+def test_no_generated_request_causes_a_server_error_or_an_answer_off_the_document(settings) -> None:
+    # No worker runs here, so a request that asks to wait would hold its full wait: let none wait.
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(replace(settings, max_waiters=0)))
     statuses: Counter[int] = Counter()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 6
@@ -32,9 +71,10 @@ def test_no_generated_request_causes_a_server_error(settings) -> None:
         @given(case=operation.as_strategy(generation_mode=mode))
         @hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
         def call(case) -> None:
-            response = case.call()
+            # Every default check: no 5xx, documented status and content type, body and headers as the
+            # document says, invalid input refused and valid input accepted.
+            response = case.call_and_validate()
             statuses[response.status_code] += 1
-            assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
             if response.status_code >= 400:
                 assert response.json()["error"]["code"]
 
@@ -42,3 +82,71 @@ def test_no_generated_request_causes_a_server_error(settings) -> None:
     print("schemathesis statuses:", dict(sorted(statuses.items())))
     assert statuses[202] > 0 and sum(statuses.values()) >= 200
     assert any(400 <= status < 500 and status != 404 for status in statuses)
+
+
+@pytest.fixture
+def described(app):
+    return schemathesis.openapi.from_wsgi("/openapi.json", app)
+
+
+def test_every_kind_of_answer_conforms_to_the_document(app, client, described) -> None:
+    accepted = post(client, [RECORD] * 3)
+    described["/predict"]["POST"].validate_response(accepted)
+    task_url = accepted.headers["Location"]
+    task_id = accepted.get_json()["task_id"]
+    status = described["/tasks/{task_id}"]["GET"]
+    status.validate_response(client.get(task_url))
+
+    scored = {"business_outcome": 1, "phat": 0.8, "row": 0, "x12": 0.25, "x5_monday": 0.0}
+    failed_row = {"error": {"field": "x12", "message": "cannot parse 'abc' as a number"}, "row": 1}
+    results = json.dumps([scored, failed_row, dict(scored, row=2, business_outcome=0, phat=0.1)]).encode()
+    app.extensions["glmq"].jobs.finish_chunk(task_id, 0, 3, results)
+    everything = client.get(task_url)
+    assert everything.get_json()["results"][1] == failed_row
+    status.validate_response(everything)
+    page = client.get(f"{task_url}?limit=2")
+    assert page.get_json()["page"]["next"]
+    status.validate_response(page)
+    status.validate_response(client.get(f"{task_url}?offset=9"))
+
+    cancelled_id = post(client, RECORD).get_json()["task_id"]
+    described["/tasks/{task_id}"]["DELETE"].validate_response(client.delete(f"/tasks/{cancelled_id}"))
+    described["/tasks/{task_id}"]["DELETE"].validate_response(client.delete(task_url))  # 409
+    status.validate_response(client.get(f"/tasks/{'0' * 32}"))  # 404
+    described["/health"]["GET"].validate_response(client.get("/health"))
+    described["/ready"]["GET"].validate_response(client.get("/ready"))
+
+
+def test_an_answer_off_the_document_is_caught(client, described) -> None:
+    accepted = post(client, RECORD)
+    body = accepted.get_json()
+    accepted.set_data(json.dumps(dict(body, rows="one")))
+    with pytest.raises(Failure, match="is not of type"):
+        described["/predict"]["POST"].validate_response(accepted)
+
+
+class _Assets(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.urls += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+def test_docs_show_swagger_ui_with_every_asset_served_here(client) -> None:
+    page = client.get("/docs")
+    assert (page.status_code, page.mimetype) == (200, "text/html")
+    html = page.get_data(as_text=True)
+    assert "/openapi.json" in html and "SwaggerUIBundle" in html
+    assert "http://" not in html and "https://" not in html  # nothing is fetched from another host
+    parser = _Assets()
+    parser.feed(html)
+    scripts_and_styles = [url for url in parser.urls if url.endswith((".js", ".css"))]
+    assert len(scripts_and_styles) >= 2
+    for url in parser.urls:
+        assert not urlsplit(url).netloc and url.startswith("/"), url
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert asset.get_data() == (Path(swagger_ui_path) / Path(url).name).read_bytes(), url
+        asset.close()

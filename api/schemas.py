@@ -1,0 +1,129 @@
+"""The HTTP shapes, each defined once: the routes answer with them and the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from flask import Response
+from msgspec import UNSET, UnsetType
+
+from jobs import Job, JobStatus
+
+Code = Annotated[str, msgspec.Meta(pattern="^[a-z_]+$", description="Stable, for programs to act on.")]
+
+
+class ModelRef(msgspec.Struct):
+    """A model version in the store."""
+
+    name: str
+    version: int
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """What went wrong: a stable code, a message for people, and details when there are any."""
+
+    code: Code
+    message: str
+    details: Any | UnsetType = UNSET
+
+
+class Error(msgspec.Struct):
+    """The one error shape of every failed request."""
+
+    error: ErrorBody
+
+
+class Accepted(msgspec.Struct):
+    """A batch accepted and queued: poll `status_url` (also the Location header)."""
+
+    task_id: str
+    status: Literal["queued"]
+    rows: Annotated[int, msgspec.Meta(ge=1)]
+    model: ModelRef
+    threshold: float
+    status_url: str
+
+
+class RowError(msgspec.Struct):
+    """Why one row could not be scored."""
+
+    field: str
+    message: str
+
+
+class ResultRow(msgspec.Struct, omit_defaults=True):
+    """One row's result, in input order: scored, with every model variable as the model saw it, or its error."""
+
+    row: int
+    business_outcome: Literal[0, 1] | UnsetType = UNSET
+    phat: float | UnsetType = UNSET
+    error: RowError | UnsetType = UNSET
+
+
+class Page(msgspec.Struct):
+    """Which results a paged answer holds; `next` is the following page's URL, null on the last."""
+
+    offset: int
+    limit: int | None
+    next: str | None
+
+
+class Task(msgspec.Struct, omit_defaults=True):
+    """A job's status; `results` once it succeeded, and `page` when offset or limit was asked for."""
+
+    task_id: str
+    status: JobStatus
+    rows: int
+    rows_done: int
+    model: ModelRef
+    threshold: float
+    submitted_at: str
+    finished_at: str | UnsetType = UNSET
+    error: ErrorBody | UnsetType = UNSET
+    page: Page | UnsetType = UNSET
+    results: list[ResultRow] | UnsetType = UNSET
+
+    @classmethod
+    def from_job(cls, job: Job, page: Page | UnsetType = UNSET) -> Task:
+        """Return the status of a stored job (results are spliced in by the caller, see `respond_with_results`)."""
+        failed = job.status == JobStatus.FAILED
+        return cls(
+            task_id=job.id,
+            status=job.status,
+            rows=job.rows,
+            rows_done=job.rows_done,
+            model=ModelRef(job.model_name, job.model_version),
+            threshold=job.threshold,
+            submitted_at=job.submitted_at,
+            finished_at=UNSET if job.finished_at is None else job.finished_at,
+            error=ErrorBody(job.error_code or "job_failed", job.error or "unknown") if failed else UNSET,
+            page=page,
+        )
+
+
+class Health(msgspec.Struct):
+    """The process is up."""
+
+    status: Literal["ok"]
+
+
+class Ready(msgspec.Struct):
+    """A job would be accepted now: Redis answers and this model version serves."""
+
+    status: Literal["ready"]
+    model: ModelRef
+
+
+RESPONSES = (Accepted, Task, Error, Health, Ready)
+
+
+def respond(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Return a JSON response of one of the shapes above."""
+    return Response(msgspec.json.encode(body), status=status, headers=headers, mimetype="application/json")
+
+
+def respond_with_results(task: Task, results: bytes) -> Response:
+    """Return a task's status with its results, stored as JSON by the workers, spliced in unparsed."""
+    head = msgspec.json.encode(task)
+    return Response(head[:-1] + b',"results":' + results + b"}", mimetype="application/json")
