@@ -16,7 +16,7 @@ settings = Settings.from_env()
 bind = [f"0.0.0.0:{settings.port}"]
 
 # One process per core of the 2-core target, so request parsing (CPU, under the GIL) runs in
-# parallel. WEB_CONCURRENCY is gunicorn's own name for this; a value set here would hide it.
+# parallel. WEB_CONCURRENCY is gunicorn's own name for this, which setting `workers` would hide.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 
 # Threads, because most of a request's life is spent waiting on Redis, and a `?wait=` request
@@ -32,17 +32,19 @@ threads = settings.max_waiters + 4
 # holds the GIL (decoding a body of hundreds of MiB) stops that loop while it runs.
 timeout = 120
 
-# On SIGTERM a worker stops accepting and finishes the requests in hand for up to this long, a
-# `?wait=` request included (a GET cut short is simply asked again). gunicorn's default.
+# On SIGTERM a worker stops accepting and finishes the requests in hand for up to this long, so a
+# `?wait=` request (at most 30 s) can end normally. gunicorn's default.
 graceful_timeout = 30
 
-# Slow clients. On gthread an idle kept-alive connection waits in the worker's poller and holds no
-# thread, and so does a new one that has sent nothing within 5 s; either is closed after `keepalive`
-# seconds. 5 s keeps the client's 0.2 s polling on one connection. Behind a load balancer, set it
-# above the balancer's idle timeout, or the balancer may reuse a connection that is being closed.
-# A client that sends its request slowly (headers or body trickled in) does hold a thread until it
-# is done: gthread has no read deadline for HTTP/1 requests, and `timeout` above does not bound
-# them. On an untrusted network, put a buffering proxy (nginx, a cloud load balancer) in front.
+# Slow clients. An idle kept-alive connection waits in the worker's poller and holds no thread; it
+# is closed after `keepalive` seconds. 5 s keeps the client's 0.2 s polling on one connection. Behind
+# a load balancer, set it above the balancer's idle timeout, or the balancer may reuse a connection
+# that is being closed. A new connection holds a thread for up to 5 s (gunicorn's fixed wait) until
+# its first bytes arrive, and a request sent slowly holds one until it is all in: gthread has no
+# read deadline for HTTP/1 requests, and `timeout` above does not bound them. Measured on one
+# process: 16 silent connections stalled it for 5 s, and 16 clients trickling a body stalled it
+# until they left. On an untrusted network, put a buffering proxy (nginx, a cloud load balancer) in
+# front: it hands gunicorn whole requests.
 keepalive = 5
 
 accesslog = "-"
