@@ -37,14 +37,14 @@ timeout = 120
 graceful_timeout = 30
 
 # Slow clients. An idle kept-alive connection waits in the worker's poller and holds no thread; it
-# is closed after `keepalive` seconds. 5 s keeps the client's 0.2 s polling on one connection. Behind
-# a load balancer, set it above the balancer's idle timeout, or the balancer may reuse a connection
-# that is being closed. A new connection holds a thread for up to 5 s (gunicorn's fixed wait) until
-# its first bytes arrive, and a request sent slowly holds one until it is all in: gthread has no
-# read deadline for HTTP/1 requests, and `timeout` above does not bound them. Measured on one
-# process: 16 silent connections stalled it for 5 s, and 16 clients trickling a body stalled it
-# until they left. On an untrusted network, put a buffering proxy (nginx, a cloud load balancer) in
-# front: it hands gunicorn whole requests.
+# is closed after `keepalive` seconds. 5 s keeps the client's status requests (at most a second
+# apart) on one connection. Behind a load balancer, set it above the balancer's idle timeout, or the
+# balancer may reuse a connection that is being closed. A new connection holds a thread for up to
+# 5 s (gunicorn's fixed wait) until its first bytes arrive, and a request sent slowly holds one
+# until it is all in: gthread has no read deadline for HTTP/1 requests, and `timeout` above does not
+# bound them. Measured on one process: 16 silent connections stalled it for 5 s, and 16 clients
+# trickling a body stalled it until they left. On an untrusted network, put a buffering proxy
+# (nginx, a cloud load balancer) in front: it hands gunicorn whole requests.
 keepalive = 5
 
 accesslog = "-"
