@@ -31,7 +31,7 @@ COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /app
 # The source stays owned by root: the app user can read it, never change it.
-COPY settings.py ./
+COPY settings.py gunicorn.conf.py ./
 COPY api/ api/
 COPY jobs/ jobs/
 COPY worker/ worker/
@@ -48,4 +48,5 @@ EXPOSE 1313
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:1313/health', timeout=4)"]
 
-CMD ["gunicorn", "--bind", "0.0.0.0:1313", "--workers", "2", "--threads", "4", "--timeout", "120", "--access-logfile", "-", "api:create_app()"]
+# stack.commands.api_command(): the server's settings are in gunicorn.conf.py.
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "api:create_app()"]

@@ -21,7 +21,7 @@ from types import FrameType
 from model_store import ModelStore
 from settings import Settings, mask_url
 from stack.processes import ROOT, Process, StartupError, start_api, start_redis, start_worker
-from training.__main__ import bootstrap
+from training.bootstrap import bootstrap
 
 LOCAL_REDIS_PORT = 6380
 
@@ -45,7 +45,10 @@ def run(var: Path, workers: int | None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_stopped)
     try:
-        bootstrap(ModelStore(settings.model_store_dir), settings.model_name, force=False)
+        store = ModelStore(settings.model_store_dir)
+        if bootstrap(store, settings.model_name) is not None:
+            log.info("saved the approved GLM into %s and promoted it", store.root)
+        log.info("model %s v%s from %s", settings.model_name, store.current(settings.model_name), store.root)
         if os.environ.get("REDIS_URL"):
             env["REDIS_URL"] = os.environ["REDIS_URL"]
             log.info("using the Redis at %s", mask_url(env["REDIS_URL"]))

@@ -1,21 +1,22 @@
-"""The one definition of how each service starts; the local launcher and compose both use it."""
+"""The one definition of how each service starts; the local launcher, compose and the image use it.
+
+Each command runs from the repository root (the image's /app), where gunicorn.conf.py lives.
+"""
 
 from __future__ import annotations
 
-API_PORT = 1313
+from settings import Settings
+
+API_PORT = Settings().port
+# Named, not left for gunicorn to find in the working directory: run from anywhere else, the API
+# fails at once instead of starting with gunicorn's defaults (one sync worker on 127.0.0.1:8000).
+GUNICORN_CONFIG = "gunicorn.conf.py"
 
 
-def api_command(bind: str = f"0.0.0.0:{API_PORT}") -> list[str]:
-    """Return the API server's command line."""
-    return [
-        "gunicorn",
-        "--bind", bind,
-        "--workers", "2",
-        "--threads", "4",
-        "--timeout", "120",
-        "--access-logfile", "-",
-        "api:create_app()",
-    ]  # fmt: skip
+def api_command(bind: str | None = None) -> list[str]:
+    """Return the API server's command line; without `bind` it listens where gunicorn.conf.py says."""
+    where = [] if bind is None else ["--bind", bind]
+    return ["gunicorn", "--config", GUNICORN_CONFIG, *where, "api:create_app()"]
 
 
 def worker_command(concurrency: int | None = None, app: str = "worker") -> list[str]:

@@ -3,43 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 from model_store import ModelStore, artifacts
 from settings import Settings
-from training.approved import build_approved, load_reference, reference_bytes
+from training.bootstrap import bootstrap
 from training.fit import fit_csv
 from training.pipeline import schema
 from training.synth import synthesize
 
 
-def bootstrap(store: ModelStore, name: str, force: bool) -> int:
-    """Save the approved GLM as a version of `name` and promote it, unless one already serves."""
-    current = store.current(name)
-    if current is not None and not force:
-        print(f"{name} already serves version {current} from {store.root}; nothing to do")
+def bootstrap_command(store: ModelStore, name: str, force: bool) -> int:
+    """Bootstrap the approved GLM and say what was done."""
+    version = bootstrap(store, name, force)
+    if version is None:
+        print(f"{name} already serves version {store.current(name)} from {store.root}; nothing to do")
         return 0
-    reference = load_reference()
-    approved = build_approved(reference)
-    version = artifacts.save(
-        store,
-        name,
-        approved,
-        schema=schema(approved),
-        threshold=reference["threshold"],
-        metrics={"reported_auc": reference["reported_auc"], "fit": reference["fit"]},
-        data_fingerprint={
-            "source": "training/data/approved_glm26.json",
-            "sha256": hashlib.sha256(reference_bytes()).hexdigest(),
-        },
-    )
-    store.promote(name, version)
+    manifest = store.manifest(name, version)
     print(f"saved approved GLM as {name} v{version} in {store.root} and promoted it")
-    reported = reference["reported_auc"]["preliminary_model_32k"]["auc"]
-    print(f"threshold {reference['threshold']}, reported AUC {json.dumps(reported)}")
+    reported = manifest["metrics"]["reported_auc"]["preliminary_model_32k"]["auc"]
+    print(f"threshold {manifest['threshold']}, reported AUC {json.dumps(reported)}")
     return 0
 
 
@@ -100,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     store = ModelStore(args.store)
     if args.command == "bootstrap":
-        return bootstrap(store, args.name, args.force)
+        return bootstrap_command(store, args.name, args.force)
     if args.command == "synth":
         frame = synthesize(args.rows, seed=args.seed)
         frame.drop(columns=["y"] if args.no_label else []).to_csv(args.out, index=False)

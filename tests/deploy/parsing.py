@@ -1,9 +1,11 @@
-"""Small readers for the deployment files: compose interpolation, .env files and Dockerfiles."""
+"""Small readers for the deployment files: compose interpolation, .env files, Dockerfiles, gunicorn.conf.py."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,3 +145,17 @@ def copy_sources(stage: Stage) -> list[str]:
         paths = [w for w in words if not w.startswith("--")]
         sources.extend(paths[:-1])
     return sources
+
+
+_GUNICORN_SETTING = re.compile(r"(?P<name>[a-z_0-9]+) += (?P<value>.*)")
+
+
+def gunicorn_settings(argv: list[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the settings gunicorn runs a command line with, from the repository root, as it prints them."""
+    program, *args = argv
+    beside = Path(sys.executable).parent / program
+    command = [str(beside) if beside.exists() else program, "--print-config", *args]
+    result = subprocess.run(command, cwd=ROOT, env=dict(environ), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    matches = (_GUNICORN_SETTING.fullmatch(line) for line in result.stdout.splitlines())
+    return {m.group("name"): m.group("value") for m in matches if m}

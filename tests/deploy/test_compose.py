@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 from settings import Settings
 from stack.commands import API_PORT, api_command, redis_args, worker_command
-from tests.deploy.parsing import MissingVariableError, interpolate, referenced_variables, strings
+from tests.deploy.parsing import MissingVariableError, gunicorn_settings, interpolate, referenced_variables, strings
 
 APP_SERVICES = ("model-init", "api", "worker")
 # Variables compose interpolates that are not settings: they build values, never reach the app as such.
@@ -144,6 +145,7 @@ def test_models_volume_is_where_the_settings_look(compose, shared_env):
 
 
 def test_api_runs_the_local_stacks_command(services):
+    # The server's settings are in gunicorn.conf.py, which the image holds; none are repeated here.
     assert argv(services["api"]["command"]) == api_command()
 
 
@@ -151,9 +153,11 @@ def test_worker_runs_the_local_stacks_command(services):
     assert argv(services["worker"]["command"]) == worker_command()
 
 
-def test_api_is_published_on_the_port_it_binds(services):
-    bind = option(api_command(), "--bind")[0]
-    assert bind.rsplit(":", 1)[1] == str(API_PORT)
+def test_api_is_published_on_the_port_it_binds(services, shared_env):
+    # gunicorn.conf.py binds to PORT from the shared env, as the api container would read it.
+    env = {**os.environ, **resolved_env(shared_env, {"REDIS_PASSWORD": "pw"})}
+    env.pop("GUNICORN_CMD_ARGS", None)
+    assert gunicorn_settings(argv(services["api"]["command"]), env)["bind"] == f"['0.0.0.0:{API_PORT}']"
     assert services["api"]["ports"] == [f"${{PORT:-{API_PORT}}}:{API_PORT}"]
 
 

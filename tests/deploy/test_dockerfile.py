@@ -7,11 +7,11 @@ import shlex
 
 import pytest
 
-from stack.commands import API_PORT, api_command
+from stack.commands import API_PORT, GUNICORN_CONFIG, api_command
 from tests.deploy.parsing import ROOT, Stage, copy_sources
 
 BASE = "python:3.11-slim"
-APP_SOURCES = {"api", "jobs", "worker", "training", "model_store", "stack", "settings.py"}
+APP_SOURCES = {"api", "jobs", "worker", "training", "model_store", "stack", "settings.py", "gunicorn.conf.py"}
 BUILD_TOOLS = {"gcc", "g++", "cc", "clang", "make", "build-essential", "python3-dev", "libc6-dev"}
 
 
@@ -116,3 +116,10 @@ def test_healthcheck_asks_the_api_with_urllib(final):
 
 def test_default_command_is_the_api(final):
     assert exec_form(final.all("CMD")[-1]) == api_command()
+
+
+def test_the_api_finds_its_config_in_the_working_directory(final):
+    # api_command names gunicorn.conf.py relative to the working directory, where it must be copied.
+    workdir = final.all("WORKDIR")[-1]
+    copied = [shlex.split(args) for args in final.all("COPY")]
+    assert any(GUNICORN_CONFIG in words[:-1] and words[-1] in ("./", ".", f"{workdir}/") for words in copied)
