@@ -31,7 +31,7 @@ COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /app
 # The source stays owned by root: the app user can read it, never change it.
-COPY settings.py gunicorn.conf.py ./
+COPY settings.py tracing.py gunicorn.conf.py ./
 COPY api/ api/
 COPY jobs/ jobs/
 COPY worker/ worker/

@@ -78,6 +78,8 @@ class Settings:
     max_waiters: int = 12
     api_keys: tuple[Secret, ...] = ()
     rate_limit_per_minute: int = 0
+    # The OTLP/HTTP base URL spans go to (http://collector:4318); empty: tracing is off (tracing.py).
+    otel_exporter_otlp_endpoint: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

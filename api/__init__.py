@@ -14,12 +14,15 @@ from jobs import JobStore
 from jobs.broker import make_celery
 from model_store import ModelStore
 from settings import Settings
+from tracing import init_tracing, instrument_flask
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app from settings (the environment by default)."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    if init_tracing("glmq-api", settings):  # before auth, so refused requests have spans too
+        instrument_flask(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     client = redis.Redis.from_url(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import msgspec
 from celery.exceptions import SoftTimeLimitExceeded
+from opentelemetry import trace
 
 from jobs import JobStore
 from jobs.store import Delivery, Finished, Ready, StartOutcome
@@ -29,6 +30,7 @@ from training import scoring
 from worker.models import ModelCache
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,19 @@ class Batcher:
             self.jobs.requeue(taken)
 
     def _score(self, name: str, version: int, deliveries: list[Delivery]) -> list[Finished]:
+        # The span joins the trace of the request that sent the drain message; it names every job.
+        attributes = {
+            "glmq.job_ids": [d.job.id for d in deliveries],
+            "glmq.rows": sum(len(d.records or []) for d in deliveries),
+            "glmq.model": name,
+            "glmq.model_version": version,
+        }
         try:
-            pipeline = self.models.get(name, version).pipeline
-            results = scoring.score_batches(
-                pipeline, [d.records or [] for d in deliveries], [d.job.threshold for d in deliveries]
-            )
+            with tracer.start_as_current_span("score batch", attributes=attributes):
+                pipeline = self.models.get(name, version).pipeline
+                results = scoring.score_batches(
+                    pipeline, [d.records or [] for d in deliveries], [d.job.threshold for d in deliveries]
+                )
         except ModelStoreError as exc:
             for d in deliveries:
                 self.jobs.fail(d.job.id, f"model {name} v{version} cannot be loaded: {exc}")

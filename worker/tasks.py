@@ -10,19 +10,22 @@ import msgspec
 import redis
 from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.signals import task_failure, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import task_failure, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
+from opentelemetry import trace
 
 from jobs import JobStore
 from jobs.broker import DRAIN, SCORE_CHUNK
 from jobs.store import StartOutcome
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
+from tracing import flush_tracing, init_tracing
 from training import scoring
 from worker.batching import Batcher
 from worker.models import ModelCache
 from worker.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,18 @@ def load_model_once(**_: object) -> None:
         log.exception("could not preload model %s", state.settings.model_name)
 
 
+@worker_process_init.connect
+def start_tracing(**_: object) -> None:
+    """Trace this process when an OTLP endpoint is set; after the fork, so the exporter's thread is its own."""
+    init_tracing("glmq-worker", current_app.conf.glmq_settings)
+
+
+@worker_process_shutdown.connect
+def flush_spans(**_: object) -> None:
+    """Send this process's last spans: a pool process exits without running atexit handlers."""
+    flush_tracing()
+
+
 @shared_task(name=SCORE_CHUNK)
 def score_chunk(job_id: str, chunk: int) -> None:
     """Score one chunk of a job and record its results; safe to run more than once."""
@@ -77,8 +92,11 @@ def score_chunk(job_id: str, chunk: int) -> None:
         jobs.fail(job_id, f"the payload of chunk {chunk} expired before it ran")
         return
     try:
-        model = state.models.get(job.model_name, job.model_version)
-        results = scoring.score_records(model.pipeline, records, job.threshold, chunk * job.chunk_rows)
+        attributes = {"glmq.job_id": job_id, "glmq.chunk": chunk, "glmq.rows": len(records)}
+        attributes |= {"glmq.model": job.model_name, "glmq.model_version": job.model_version}
+        with tracer.start_as_current_span("score chunk", attributes=attributes):
+            model = state.models.get(job.model_name, job.model_version)
+            results = scoring.score_records(model.pipeline, records, job.threshold, chunk * job.chunk_rows)
     except ModelStoreError as exc:
         jobs.fail(job_id, f"model {job.model_name} v{job.model_version} cannot be loaded: {exc}")
         return

@@ -11,7 +11,17 @@ from stack.commands import API_PORT, GUNICORN_CONFIG, api_command
 from tests.deploy.parsing import ROOT, Stage, copy_sources
 
 BASE = "python:3.11-slim"
-APP_SOURCES = {"api", "jobs", "worker", "training", "model_store", "stack", "settings.py", "gunicorn.conf.py"}
+APP_SOURCES = {
+    "api",
+    "jobs",
+    "worker",
+    "training",
+    "model_store",
+    "stack",
+    "settings.py",
+    "tracing.py",
+    "gunicorn.conf.py",
+}
 BUILD_TOOLS = {"gcc", "g++", "cc", "clang", "make", "build-essential", "python3-dev", "libc6-dev"}
 
 
