@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-from importlib import resources
 from typing import Any, NamedTuple
 
 import msgspec
 import redis
 
 from jobs import keys
+from jobs.lua import Scripts
 from jobs.record import Job, JobStatus, NewJob, now_iso
 from jobs.stats import JobEnd, RowsDone, Stats
 
@@ -30,10 +30,6 @@ _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 # A drain message is taken as on its way for this long; past it, the next small job sends another,
 # so a lost message delays the line by this much at most.
 KICK_TTL_MS = 2_000
-
-
-def _script(client: redis.Redis, name: str) -> Any:
-    return client.register_script(resources.files("jobs").joinpath("scripts", f"{name}.lua").read_text())
 
 
 class StartOutcome(IntEnum):
@@ -96,12 +92,7 @@ class JobStore:
         self.ttl = ttl_seconds
         self.deadline = deadline_seconds
         self.stats = Stats(client)
-        self._start = _script(client, "start_chunk")
-        self._finish = _script(client, "finish_chunk")
-        self._fail = _script(client, "fail_job")
-        self._mark_ready = _script(client, "mark_ready")
-        self._take_ready = _script(client, "take_ready")
-        self._requeue = _script(client, "requeue")
+        self.scripts = Scripts(client)
 
     def create(self, new: NewJob, records: Sequence[Any], small: bool = False) -> tuple[str, bool]:
         """Write the job record and its payload chunks; return the id, and whether to send a drain message.
@@ -116,21 +107,24 @@ class JobStore:
             raise ValueError(f"a small job has one chunk, not {new.chunks}")
         job_id = uuid.uuid4().hex
         now = time.time()
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(keys.job(job_id), mapping=Job.accepted(job_id, new, now).to_hash())  # type: ignore[arg-type]
-        pipe.expire(keys.job(job_id), self.ttl)
-        for chunk, start in enumerate(range(0, new.rows, new.chunk_rows)):
-            body = msgspec.json.encode(records[start : start + new.chunk_rows])
-            pipe.set(keys.payload(job_id, chunk), body, ex=self.ttl)
-        pipe.execute()
-        # The deadline index and the line are global: calls of their own (one round trip, no transaction),
-        # so that the job's own writes stay in one cluster slot.
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(keys.DEADLINES, {job_id: now + self.deadline})
-        if small:
-            self._mark_ready(keys=[keys.READY, keys.KICK], args=[f"{job_id}:{new.rows}", KICK_TTL_MS], client=pipe)
-        replies = pipe.execute()
-        return job_id, small and bool(replies[1])
+        # One round trip, in an order that leaves nothing unwatched if Redis dies part-way: the deadline
+        # index first, so that any job record that exists is one the watchdog sees (it re-drives a
+        # stalled job, fails an overdue one, and forgets an entry with no job); then the record and
+        # payload, all or nothing, in a script on the job's own slot; then the place in line.
+        record = Job.accepted(job_id, new, now).to_hash()
+        chunks = [records[start : start + new.chunk_rows] for start in range(0, new.rows, new.chunk_rows)]
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            pipe.zadd(keys.DEADLINES, {job_id: now + self.deadline})
+            job_keys = [keys.job(job_id), *(keys.payload(job_id, k) for k in range(len(chunks)))]
+            fields = [item for pair in record.items() for item in pair]
+            payloads = [msgspec.json.encode(chunk) for chunk in chunks]
+            self.scripts.queue(pipe, "create_job", job_keys, [self.ttl, len(record), *fields, *payloads])
+            if small:
+                self.scripts.queue(pipe, "mark_ready", [keys.READY, keys.KICK], [f"{job_id}:{new.rows}", KICK_TTL_MS])
+
+        replies = self.scripts.pipelined(fill)
+        return job_id, small and bool(replies[-1])
 
     def get(self, job_id: str) -> Job | None:
         """Return the job record, or None when unknown or expired."""
@@ -144,17 +138,19 @@ class JobStore:
         self, chunks: Sequence[tuple[str, int]], max_deliveries: int
     ) -> list[tuple[StartOutcome, Delivery | None]]:
         """Start several (job, chunk) deliveries in one round trip; see scripts/start_chunk.lua."""
-        pipe = self.client.pipeline(transaction=False)
-        for job_id, chunk in chunks:
-            script_keys = [
-                keys.job(job_id), keys.attempts(job_id), keys.done(job_id), keys.payload(job_id, chunk),
-                keys.ended(job_id),
-            ]  # fmt: skip
-            args = [chunk, max_deliveries, now_iso(), self.ttl, repr(time.time())]
-            self._start(keys=script_keys, args=args, client=pipe)
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for job_id, chunk in chunks:
+                script_keys = [
+                    keys.job(job_id), keys.attempts(job_id), keys.done(job_id), keys.payload(job_id, chunk),
+                    keys.ended(job_id),
+                ]  # fmt: skip
+                args = [chunk, max_deliveries, now_iso(), self.ttl, repr(time.time())]
+                self.scripts.queue(pipe, "start_chunk", script_keys, args)
+
         started = []
         gave_up = []
-        for (job_id, _), reply in zip(chunks, pipe.execute(), strict=True):
+        for (job_id, _), reply in zip(chunks, self.scripts.pipelined(fill), strict=True):
             outcome = StartOutcome(int(reply[0]))
             if outcome == StartOutcome.GAVE_UP:
                 self.forget_deadline(job_id)
@@ -178,8 +174,7 @@ class JobStore:
 
         The rows of each chunk counted here, and the time of each job that succeeded, go to `stats`.
         """
-        pipe = self._finishing(finished)
-        outcomes = self._counted(finished, pipe.execute())
+        outcomes = self._counted(finished, self.scripts.pipelined(lambda pipe: self._finishing(pipe, finished)))
         ended = [job_id for (job_id, *_), outcome in zip(finished, outcomes, strict=True)
                  if outcome == FinishOutcome.SUCCEEDED]  # fmt: skip
         if ended:
@@ -192,27 +187,28 @@ class JobStore:
         Each job of a micro-batch has one chunk, so once it is recorded the job has ended, whatever
         the outcome (counted, a duplicate, or already failed): it leaves the deadline index too.
         """
-        pipe = self._finishing(finished)
-        if finished:
-            pipe.zrem(keys.DEADLINES, *(job_id for job_id, *_ in finished))
-        if taken:
-            pipe.zrem(keys.LEASED, *(ready.entry for ready in taken))
-            pipe.delete(keys.held(holder))
-        self._counted(finished, pipe.execute())
 
-    def _finishing(self, finished: Sequence[Finished]) -> redis.client.Pipeline:
-        pipe = self.client.pipeline(transaction=False)
+        def fill(pipe: redis.client.Pipeline) -> None:
+            self._finishing(pipe, finished)
+            if finished:
+                pipe.zrem(keys.DEADLINES, *(job_id for job_id, *_ in finished))
+            if taken:
+                pipe.zrem(keys.LEASED, *(ready.entry for ready in taken))
+                pipe.delete(keys.held(holder))
+
+        self._counted(finished, self.scripts.pipelined(fill))
+
+    def _finishing(self, pipe: redis.client.Pipeline, finished: Sequence[Finished]) -> None:
         for job_id, chunk, rows, results, _ in finished:
             script_keys = [
                 keys.job(job_id), keys.done(job_id), keys.result(job_id, chunk), keys.payload(job_id, chunk),
                 keys.ended(job_id),
             ]  # fmt: skip
             args = [chunk, rows, results, self.ttl, now_iso(), repr(time.time())]
-            self._finish(keys=script_keys, args=args, client=pipe)
+            self.scripts.queue(pipe, "finish_chunk", script_keys, args)
         for item in finished:
             # Read after the scripts, in the same round trip: what the stats need of each job.
             pipe.hmget(keys.job(item.job_id), *_ENDING)
-        return pipe
 
     def _counted(self, finished: Sequence[Finished], replies: list[Any]) -> list[FinishOutcome]:
         # Only the call whose script counted a chunk, or ended a job, counts it: each is counted once.
@@ -233,7 +229,9 @@ class JobStore:
 
     def fail(self, job_id: str, reason: str, code: str = "job_failed") -> bool:
         """Mark a job failed with a reason (and a code for clients), unless it already finished."""
-        failed = bool(self._fail(keys=[keys.job(job_id), keys.ended(job_id)], args=[now_iso(), reason, code, self.ttl]))
+        failed = bool(
+            self.scripts.run("fail_job", [keys.job(job_id), keys.ended(job_id)], [now_iso(), reason, code, self.ttl])
+        )
         if failed:
             self.forget_deadline(job_id)
             self.drop_payload(job_id)
@@ -256,7 +254,7 @@ class JobStore:
         """
         script_keys = [keys.READY, keys.LEASED, keys.KICK, keys.held(holder)]
         args = [max_rows, time.time() + lease_seconds, max(1, math.ceil(lease_seconds))]
-        return [Ready.parse(entry.decode()) for entry in self._take_ready(keys=script_keys, args=args)]
+        return [Ready.parse(entry.decode()) for entry in self.scripts.run("take_ready", script_keys, args)]
 
     def release(self, taken: Sequence[Ready], holder: str) -> None:
         """End the lease of small jobs whose micro-batch was recorded."""
@@ -274,12 +272,12 @@ class JobStore:
         """Put taken small jobs that are still leased back in line, each to run alone; return how many."""
         if not taken:
             return 0
-        return int(self._requeue(keys=[keys.READY, keys.LEASED], args=[ready.entry for ready in taken]))
+        return int(self.scripts.run("requeue", [keys.READY, keys.LEASED], [ready.entry for ready in taken]))
 
     def requeue_lapsed(self, now: float | None = None) -> int:
         """Put small jobs whose lease lapsed back in line, each to run alone; return how many."""
         before = time.time() if now is None else now
-        return int(self._requeue(keys=[keys.READY, keys.LEASED], args=["--lapsed-before", before]))
+        return int(self.scripts.run("requeue", [keys.READY, keys.LEASED], ["--lapsed-before", before]))
 
     def ready_backlog(self) -> tuple[int, bool]:
         """Return how many small jobs wait in line, and whether a drain message is on its way."""

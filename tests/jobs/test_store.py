@@ -3,11 +3,10 @@ import time
 from dataclasses import replace
 
 import pytest
-import redis
 from redis.crc import key_slot
 
 from jobs import JobStatus, JobStore, NewJob, keys
-from jobs.store import FinishOutcome, StartOutcome
+from jobs.store import Finished, FinishOutcome, StartOutcome
 
 RECORDS = [{"x12": str(i)} for i in range(5)]
 
@@ -129,9 +128,31 @@ def test_an_unknown_job_reads_as_none(jobs: JobStore) -> None:
     assert jobs.start_chunk("0" * 32, 0, max_deliveries=3) == (StartOutcome.SKIP, None)
 
 
-def test_the_scripts_are_loaded_from_their_files(jobs: JobStore) -> None:
-    assert "KEYS" in jobs._finish.script and "SADD" in jobs._finish.script
-    assert isinstance(jobs.client, redis.Redis)
+def test_the_scripts_are_loaded_from_their_files_and_again_after_a_script_flush(
+    jobs: JobStore, new_job: NewJob, redis_db
+) -> None:
+    assert "SADD" in jobs.scripts.source("finish_chunk")
+    redis_db.script_flush()  # as after a restart: Redis no longer knows the scripts
+    job_id, _ = jobs.create(replace(new_job, rows=1), RECORDS[:1], small=True)
+    assert jobs.start_chunks([(job_id, 0)], max_deliveries=3)[0][0] == StartOutcome.RUN
+    redis_db.script_flush()
+    assert jobs.finish_chunks([Finished(job_id, 0, 1, results(0, 1))]) == [FinishOutcome.SUCCEEDED]
+    assert jobs.get(job_id).status == JobStatus.SUCCEEDED
+
+
+def test_a_pipeline_of_scripts_costs_one_round_trip(jobs: JobStore, new_job: NewJob, redis_db) -> None:
+    small = replace(new_job, rows=1)
+    jobs.create(small, RECORDS[:1], small=True)  # the scripts are loaded by now
+
+    def calls() -> dict[str, int]:
+        stats = redis_db.info("commandstats")
+        return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("script", "evalsha", "zadd")}
+
+    before = calls()
+    jobs.create(small, RECORDS[:1], small=True)
+    after = calls()
+    # The deadline, then the record and payload and the place in line by SHA: no SCRIPT EXISTS first.
+    assert {name: after[name] - before[name] for name in after} == {"script": 0, "evalsha": 2, "zadd": 1}
 
 
 def test_small_jobs_wait_in_line_and_one_drain_message_serves_them(jobs: JobStore, new_job: NewJob) -> None:
