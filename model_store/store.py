@@ -45,6 +45,7 @@ class ModelStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._files = _FileCache()
 
     def save(self, name: str, write: Callable[[Path], None], manifest: Mapping[str, Any]) -> int:
         """Publish a new version of `name` whose files `write` puts in a folder; return its number.
@@ -102,7 +103,7 @@ class ModelStore:
         """Return the manifest of one version."""
         path = self.folder(name, version) / MANIFEST
         try:
-            return json.loads(path.read_text())
+            return dict(self._files.read(path, json.loads))
         except FileNotFoundError:
             raise ModelNotFoundError(f"model {name!r} has no version {version}") from None
         except json.JSONDecodeError as exc:
@@ -111,7 +112,7 @@ class ModelStore:
     def current(self, name: str) -> int | None:
         """Return the serving version of `name`, or None when none was promoted."""
         try:
-            return int((self.root / name / "current").read_text().strip())
+            return self._files.read(self.root / name / "current", lambda text: int(text.strip()))
         except FileNotFoundError:
             return None
 
@@ -179,6 +180,27 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+class _FileCache:
+    """Parsed small files, read again only when the file changed (another inode, size or mtime).
+
+    The API reads the serving pointer and manifest on every request; a stat is a hundredth of a
+    read and a JSON parse. A promotion replaces the pointer with a rename, so it is seen at once.
+    """
+
+    def __init__(self) -> None:
+        self._parsed: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+
+    def read(self, path: Path, parse: Callable[[str], Any]) -> Any:
+        stat = path.stat()
+        signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        cached = self._parsed.get(path)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        value = parse(path.read_text())
+        self._parsed[path] = (signature, value)
+        return value
 
 
 def _fsync_dir(path: Path) -> None:

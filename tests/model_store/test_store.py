@@ -131,3 +131,22 @@ def test_missing_model_and_version_are_clear_errors(store) -> None:
         store.verify(NAME, 7)
     with pytest.raises(ValueError, match="invalid model name"):
         store.versions("../etc")
+
+
+def test_a_promotion_is_seen_at_once_by_a_reader_that_read_the_pointer_before(tmp_path, approved) -> None:
+    from model_store import artifacts
+    from training.pipeline import schema
+
+    writer, reader = ModelStore(tmp_path), ModelStore(tmp_path)
+
+    def save() -> int:
+        return artifacts.save(
+            writer, "m", approved, schema=schema(approved), threshold=0.5, metrics={}, data_fingerprint={"s": "t"}
+        )
+
+    first, second = save(), save()
+    writer.promote("m", first)
+    assert reader.current("m") == first and reader.current("m") == first  # the second read is from the cache
+    writer.promote("m", second)
+    assert reader.current("m") == second
+    assert reader.manifest("m", second)["version"] == second
