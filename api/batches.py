@@ -21,6 +21,7 @@ import msgspec
 from flask import Request
 
 from api.errors import ApiError
+from api.fields import UnknownFields, mark_unknown, sample_unknown
 from model_store import NAME_PATTERN
 
 RawValue = Annotated[
@@ -41,9 +42,9 @@ def record_type(fields: tuple[str, ...]) -> type[msgspec.Struct]:
     """Return the record of a model: its input fields as raw values; other fields are skipped unread."""
     return msgspec.defstruct(
         "Record",
-        [(f"f{i}", RawValue, None) for i in range(len(fields))],
+        # UNSET, not None: an absent field stays absent, and a null stays a null the worker sees.
+        [(f"f{i}", RawValue, msgspec.UNSET) for i in range(len(fields))],
         rename={f"f{i}": name for i, name in enumerate(fields)},
-        omit_defaults=True,
     )
 
 
@@ -63,8 +64,21 @@ def decoders_for(fields: tuple[str, ...]) -> RecordDecoders:
     return RecordDecoders(fields, msgspec.json.Decoder(record), msgspec.json.Decoder(list[record]))
 
 
-def parse_batch(request: Request, fields: tuple[str, ...], max_rows: int, max_bytes: int) -> list[Any]:
-    """Return the request's records, one object or a list of 1 to `max_rows` objects."""
+@dataclass(frozen=True)
+class Batch:
+    """The records of a request, and the field names they hold that the model does not read."""
+
+    records: list[Any]
+    unknown: UnknownFields
+
+
+def parse_batch(
+    request: Request, fields: tuple[str, ...], max_rows: int, max_bytes: int, strict: bool = False
+) -> Batch:
+    """Return the request's records, one object or a list of 1 to `max_rows` objects, and their unknown fields.
+
+    With `strict`, every row's unknown field names are kept in its record, for the worker to refuse.
+    """
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send the records as Content-Type: application/json.")
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
@@ -76,7 +90,9 @@ def parse_batch(request: Request, fields: tuple[str, ...], max_rows: int, max_by
         raise ApiError(422, "empty_batch", "The list of records is empty.")
     if len(records) > max_rows:
         raise ApiError(413, "too_many_rows", f"At most {max_rows} records per request.", {"rows": len(records)})
-    return records
+    if strict:
+        return Batch(*mark_unknown(body, records, fields))
+    return Batch(records, sample_unknown(body, fields))
 
 
 def decode_records(body: bytes, decoders: RecordDecoders) -> list[Any]:
@@ -227,7 +243,7 @@ def _decodes(decoder: msgspec.json.Decoder, item: Any) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _field_decoder(name: str) -> msgspec.json.Decoder:
-    return msgspec.json.Decoder(msgspec.defstruct("Field", [("f", RawValue, None)], rename={"f": name}))
+    return msgspec.json.Decoder(msgspec.defstruct("Field", [("f", RawValue, msgspec.UNSET)], rename={"f": name}))
 
 
 def parse_threshold(raw: str | None) -> float | None:
@@ -241,6 +257,24 @@ def parse_threshold(raw: str | None) -> float | None:
     if not 0.0 <= value <= 1.0:
         raise ApiError(422, "invalid_threshold", "threshold must be a number between 0 and 1.", {"threshold": raw})
     return value
+
+
+def parse_strict(raw: str | None) -> bool:
+    """Return whether the client asks for unknown fields to be row errors (`?strict=true`)."""
+    if raw is None or raw.lower() in ("false", "0"):
+        return False
+    if raw.lower() in ("true", "1"):
+        return True
+    raise ApiError(422, "invalid_strict", "strict must be true or false.", {"strict": raw})
+
+
+def parse_version(raw: str | None) -> int | None:
+    """Return the model version a client pins in the query string, if any, checked to be a whole number."""
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise ApiError(422, "invalid_version", "version must be a whole number of at least 1.", {"version": raw})
+    return int(raw)
 
 
 _MODEL_NAME = re.compile(NAME_PATTERN)

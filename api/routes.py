@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, Response, g, request, url_for
+from msgspec import UNSET
 
 from api import auth
-from api.batches import parse_batch, parse_model_name, parse_page, parse_threshold
+from api.batches import parse_batch, parse_model_name, parse_page, parse_strict, parse_threshold, parse_version
 from api.errors import ApiError
-from api.schemas import Accepted, ModelRef, Page, Task, respond, respond_with_results
+from api.params import takes
+from api.schemas import Accepted, FieldWarning, ModelRef, Page, Task, respond, respond_with_results
 from api.services import services
 from api.waiting import parse_wait
 from jobs import Job, JobStatus, NewJob
@@ -22,15 +24,19 @@ CANCELLED = "job_cancelled"
 
 
 @bp.post("/predict")
+@takes("model", "version", "threshold", "strict", "wait")
 def predict() -> Response:
     """Accept one record or a batch, store it, enqueue its chunks and answer 202 at once.
 
     With `wait`, answer 200 with the finished job (as GET /tasks/<id> would) if it ends within the wait.
     """
     svc = services()
-    model = svc.serving_model(parse_model_name(request.args.get("model")))
+    model = svc.serving_model(parse_model_name(request.args.get("model")), parse_version(request.args.get("version")))
     wait = parse_wait(request.args.get("wait"))
-    records = parse_batch(request, model.input_fields, svc.settings.max_batch_rows, svc.settings.max_body_bytes)
+    strict = parse_strict(request.args.get("strict"))
+    settings = svc.settings
+    batch = parse_batch(request, model.input_fields, settings.max_batch_rows, settings.max_body_bytes, strict)
+    records, unknown = batch.records, batch.unknown
     override = parse_threshold(request.args.get("threshold"))
     threshold = model.threshold if override is None else override
     job = NewJob(
@@ -40,6 +46,9 @@ def predict() -> Response:
         model_version=model.version,
         threshold=threshold,
         owner=g.owner,
+        strict=strict,
+        unknown_fields=unknown.names,
+        unknown_field_count=unknown.count,
     )
     job_id = submit(svc.celery, svc.jobs, job, records, svc.settings.small_job_rows)
     if wait is not None and svc.waiters.wait(svc.jobs, job_id, wait) and (ended := svc.jobs.get(job_id)):
@@ -52,11 +61,13 @@ def predict() -> Response:
         model=ModelRef(model.name, model.version),
         threshold=threshold,
         status_url=status_url,
+        warnings=FieldWarning.unknown(unknown.names, unknown.count, strict) or UNSET,
     )
     return respond(accepted, 202, {"Location": status_url})
 
 
 @bp.get("/tasks/<task_id>")
+@takes("offset", "limit", "wait")
 def task(task_id: str) -> Response:
     """Report a job's status, with its results in input order once it succeeded (a page of them if asked).
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
 from flask import Response
 from msgspec import UNSET, UnsetType
 
+from api.fields import MAX_NAMES
 from jobs import Job, JobStatus
 
 Code = Annotated[str, msgspec.Meta(pattern="^[a-z_]+$", description="Stable, for programs to act on.")]
@@ -43,13 +45,41 @@ class Accepted(msgspec.Struct):
     model: ModelRef
     threshold: float
     status_url: str
+    warnings: list[FieldWarning] | UnsetType = UNSET
 
 
-class RowError(msgspec.Struct):
-    """Why one row could not be scored."""
+class RowError(msgspec.Struct, omit_defaults=True):
+    """Why one row could not be scored: the field at fault, and a `code` when the row's fields are at fault.
 
-    field: str
+    `no_model_fields`: the row holds none of the model's input fields (listed in `fields`).
+    `unknown_field`: with ?strict=true, the row holds a field the model does not read.
+    """
+
     message: str
+    field: str | UnsetType = UNSET
+    code: Literal["no_model_fields", "unknown_field"] | UnsetType = UNSET
+    fields: list[str] | UnsetType = UNSET
+
+
+class FieldWarning(msgspec.Struct):
+    """Field names the request held that the model does not read: ignored, or row errors with ?strict=true.
+
+    Without strict, the names come from the rows in the body's first 256 KiB (at least one row).
+    """
+
+    code: Literal["unknown_fields"]
+    message: str
+    fields: Annotated[list[str], msgspec.Meta(max_length=MAX_NAMES, description="The first ones seen.")]
+    count: Annotated[int, msgspec.Meta(ge=1, description="How many distinct names in all.")]
+
+    @classmethod
+    def unknown(cls, fields: Sequence[str], count: int, strict: bool) -> list[FieldWarning]:
+        """Return the warning about fields the model does not read, or none when there were none."""
+        if not count:
+            return []
+        fate = "each row holding one is an error (strict)" if strict else "they were ignored"
+        message = f"{count} field name(s) the model does not read: {', '.join(fields)}; {fate}."
+        return [cls("unknown_fields", message, list(fields), count)]
 
 
 class ResultRow(msgspec.Struct, omit_defaults=True):
@@ -81,6 +111,7 @@ class Task(msgspec.Struct, omit_defaults=True):
     submitted_at: str
     finished_at: str | UnsetType = UNSET
     error: ErrorBody | UnsetType = UNSET
+    warnings: list[FieldWarning] | UnsetType = UNSET
     page: Page | UnsetType = UNSET
     results: list[ResultRow] | UnsetType = UNSET
 
@@ -88,6 +119,7 @@ class Task(msgspec.Struct, omit_defaults=True):
     def from_job(cls, job: Job, page: Page | UnsetType = UNSET) -> Task:
         """Return the status of a stored job (results are spliced in by the caller, see `respond_with_results`)."""
         failed = job.status == JobStatus.FAILED
+        warnings = FieldWarning.unknown(job.unknown_fields, job.unknown_field_count, job.strict)
         return cls(
             task_id=job.id,
             status=job.status,
@@ -98,6 +130,7 @@ class Task(msgspec.Struct, omit_defaults=True):
             submitted_at=job.submitted_at,
             finished_at=UNSET if job.finished_at is None else job.finished_at,
             error=ErrorBody(job.error_code or "job_failed", job.error or "unknown") if failed else UNSET,
+            warnings=warnings or UNSET,
             page=page,
         )
 

@@ -36,15 +36,15 @@ class Services:
     models: ModelStore
     waiters: Waiters
 
-    def serving_model(self, requested: str | None = None) -> ServingModel:
-        """Return the current version of a model (the configured one by default), without loading it.
+    def serving_model(self, requested: str | None = None, pinned: int | None = None) -> ServingModel:
+        """Return the current version of a model (the configured one by default), or the `pinned` one, unloaded.
 
-        A model the client named and the store does not serve is the client's error (404); the
-        configured model missing is the service's (503).
+        A model or version the client named and the store does not hold is the client's error (404);
+        the configured model missing is the service's (503).
         """
         name = requested or self.settings.model_name
         try:
-            version = self.models.current(name)
+            version = self.models.current(name) if pinned is None else self._stored(name, pinned)
             if version is None and requested:
                 raise ApiError(404, "model_not_found", f"No version of model {name!r} is served.", {"model": name})
             if version is None:
@@ -55,6 +55,15 @@ class Services:
         except (ModelStoreError, KeyError, ValueError, OSError) as exc:
             raise ApiError(503, "model_unavailable", f"No model is being served: {exc}") from None
         return ServingModel(name, version, threshold, fields)
+
+    def _stored(self, name: str, version: int) -> int:
+        versions = self.models.versions(name)
+        if version not in versions:
+            details = {"model": name, "version": version, "versions": versions}
+            code, what = ("version_not_found", f"Model {name!r} has no version {version}") if versions else (
+                "model_not_found", f"No version of model {name!r} is stored")  # fmt: skip
+            raise ApiError(404, code, f"{what}.", details)
+        return version
 
 
 def services() -> Services:

@@ -38,6 +38,9 @@ class NewJob:
     model_version: int
     threshold: float
     owner: str = ""
+    strict: bool = False
+    unknown_fields: tuple[str, ...] = ()
+    unknown_field_count: int = 0
 
     @property
     def chunks(self) -> int:
@@ -63,6 +66,10 @@ class Job(msgspec.Struct, kw_only=True, frozen=True):
     heartbeat: float = 0.0
     error: str | None = None
     error_code: str | None = None
+    # Row errors for fields the model does not read (?strict=true); either way, the names the API saw.
+    strict: bool = False
+    unknown_fields: tuple[str, ...] = ()
+    unknown_field_count: int = 0
 
     @classmethod
     def accepted(cls, job_id: str, new: NewJob, now: float) -> Job:
@@ -77,6 +84,9 @@ class Job(msgspec.Struct, kw_only=True, frozen=True):
             model_version=new.model_version,
             threshold=new.threshold,
             owner=new.owner,
+            strict=new.strict,
+            unknown_fields=new.unknown_fields,
+            unknown_field_count=new.unknown_field_count,
             submitted_at=now_iso(),
             heartbeat=now,
         )
@@ -88,11 +98,20 @@ class Job(msgspec.Struct, kw_only=True, frozen=True):
             return None
         strings: dict[str, object] = {k.decode(): v.decode() for k, v in fields.items()}
         strings["id"] = job_id
+        if "unknown_fields" in strings:
+            strings["unknown_fields"] = msgspec.json.decode(str(strings["unknown_fields"]))
         return msgspec.convert(strings, cls, strict=False)
 
     def to_hash(self) -> dict[str, str]:
         """Return the hash fields to write: every set field as a string, `id` left out."""
         fields = msgspec.to_builtins(self)
         del fields["id"]
-        return {name: repr(value) if isinstance(value, float) else str(value) for name, value in fields.items()
-                if value is not None}  # fmt: skip
+        return {name: _text(value) for name, value in fields.items() if value is not None}
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):  # field names may hold any character: JSON keeps them apart
+        return msgspec.json.encode(value).decode()
+    return str(value)

@@ -14,13 +14,15 @@ from training.pipeline import model_variables
 Results = list[dict[str, Any]]
 
 
-def score_records(pipeline: Pipeline, records: Records, threshold: float, first_row: int = 0) -> Results:
+def score_records(
+    pipeline: Pipeline, records: Records, threshold: float, first_row: int = 0, strict: bool = False
+) -> Results:
     """Score records in input order; a row that cannot be parsed gets an error in its place.
 
     Each scored row holds `business_outcome` (1 when phat >= threshold), `phat`,
     `row` and every model variable as the model saw it, keys in alphabetical order.
     """
-    return score_batches(pipeline, [records], [threshold], [first_row])[0]
+    return score_batches(pipeline, [records], [threshold], [first_row], [strict])[0]
 
 
 def score_batches(
@@ -28,10 +30,13 @@ def score_batches(
     batches: Sequence[Records],
     thresholds: Sequence[float],
     first_rows: Sequence[int] | None = None,
+    strict: Sequence[bool] | None = None,
 ) -> list[Results]:
     """Score several jobs' records in one pipeline call; return each job's results, as `score_records` would.
 
     Each batch keeps its own threshold, row numbers (from its `first_rows` entry) and per-row errors.
+    A row holding none of the model's input fields is an error, and so is, in a `strict` batch, a row
+    holding a field the model does not read.
     """
     sizes = np.fromiter((len(batch) for batch in batches), int, len(batches))
     records = [record for batch in batches for record in batch]
@@ -40,8 +45,10 @@ def score_batches(
     row_number = np.arange(len(records)) - np.repeat(starts - firsts, sizes)
     row_threshold = np.repeat(np.asarray(thresholds, float), sizes)
 
-    frame, errors = pipeline.named_steps["parse"].parse(records)
-    bad_rows: dict[int, dict[str, str]] = {}
+    parser = pipeline.named_steps["parse"]
+    frame, errors = parser.parse(records)
+    strict_rows = np.repeat(np.asarray(strict or [False] * len(batches), bool), sizes)
+    bad_rows = field_errors(records, (*parser.numeric, *parser.categorical), strict_rows)
     for error in errors:
         bad_rows.setdefault(error.row, {"field": error.field, "message": error.message})
     good = np.setdiff1d(np.arange(len(frame)), np.fromiter(bad_rows, int, len(bad_rows)))
@@ -65,6 +72,21 @@ def score_batches(
     for row, error in bad_rows.items():
         results[row] = {"error": error, "row": int(row_number[row])}
     return [results[start : start + size] for start, size in zip(starts.tolist(), sizes.tolist())]
+
+
+def field_errors(records: Records, fields: Sequence[str], strict: np.ndarray) -> dict[int, dict[str, Any]]:
+    """Return the errors of rows that hold none of `fields`, or (where `strict`) a field not among them."""
+    known = frozenset(fields)
+    errors: dict[int, dict[str, Any]] = {}
+    for row in np.flatnonzero([known.isdisjoint(record) for record in records]).tolist():
+        message = f"the row holds none of the model's input fields: {', '.join(fields)}"
+        errors[row] = {"code": "no_model_fields", "fields": list(fields), "message": message}
+    for row in np.flatnonzero(strict).tolist():
+        unknown = [name for name in records[row] if name not in known]
+        if unknown and row not in errors:
+            message = f"the model does not read {', '.join(map(repr, unknown))} (strict)"
+            errors[row] = {"code": "unknown_field", "field": unknown[0], "message": message}
+    return errors
 
 
 def failed_rows(results: Results) -> int:

@@ -101,8 +101,9 @@ class Batcher:
             with tracer.start_as_current_span("score batch", attributes=attributes):
                 pipeline = self.models.get(name, version).pipeline
                 results = scoring.score_batches(
-                    pipeline, [d.records or [] for d in deliveries], [d.job.threshold for d in deliveries]
-                )
+                    pipeline, [d.records or [] for d in deliveries], [d.job.threshold for d in deliveries],
+                    strict=[d.job.strict for d in deliveries],
+                )  # fmt: skip
         except ModelStoreError as exc:
             for d in deliveries:
                 self.jobs.fail(d.job.id, f"model {name} v{version} cannot be loaded: {exc}")
