@@ -38,10 +38,10 @@ _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 @functools.lru_cache(maxsize=16)
-def record_type(fields: tuple[str, ...]) -> type[msgspec.Struct]:
+def record_type(fields: tuple[str, ...], title: str = "Record") -> type[msgspec.Struct]:
     """Return the record of a model: its input fields as raw values; other fields are skipped unread."""
     return msgspec.defstruct(
-        "Record",
+        title,
         # UNSET, not None: an absent field stays absent, and a null stays a null the worker sees.
         [(f"f{i}", RawValue, msgspec.UNSET) for i in range(len(fields))],
         rename={f"f{i}": name for i, name in enumerate(fields)},

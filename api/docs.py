@@ -48,13 +48,19 @@ _PAGE = """<!DOCTYPE html>
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    """Describe the API, with the serving model's input fields when one serves."""
+    """Describe the API, with the input fields of every model served."""
     svc = services()
     try:
         fields = svc.serving_model().input_fields
     except ApiError:
         fields = ()
-    return jsonify(build_spec(svc.settings, fields))
+    served = {
+        name: tuple(manifest["input_fields"])
+        for name, serving, manifests in svc.catalog()
+        for manifest in manifests
+        if manifest.get("version") == serving
+    }
+    return jsonify(build_spec(svc.settings, fields, served))
 
 
 @bp.get("/docs")

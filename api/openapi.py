@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import msgspec
 
 from api.batches import record_type
 from api.errors import HTTP_CODES
-from api.schemas import RESPONSES, Accepted, Error, Health, Ready, Task
+from api.schemas import RESPONSES, Accepted, Error, Health, Models, Ready, Task
 from api.waiting import MAX_WAIT_SECONDS
 from model_store import NAME_PATTERN
 from settings import Settings
@@ -16,11 +17,22 @@ from settings import Settings
 _REF = "#/components/schemas/{name}"
 
 
-def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document of this deployment: its limits and the serving model's input fields."""
+def build_spec(
+    settings: Settings, input_fields: tuple[str, ...] = (), models: Mapping[str, tuple[str, ...]] | None = None
+) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document of this deployment: its limits and the input fields of each model.
+
+    The request body is the default model's record; `x-models` names each served model's own
+    record (`Record_<name>`), for `?model=<name>`.
+    """
     record = record_type(input_fields)
     body = record | Annotated[list[record], msgspec.Meta(min_length=1, max_length=settings.max_batch_rows)]  # type: ignore[valid-type]
-    (body_schema, *_), components = msgspec.json.schema_components([body, *RESPONSES], ref_template=_REF)
+    records = {name: record_type(fields, f"Record_{name}") for name, fields in (models or {}).items()}
+    (body_schema, *_), components = msgspec.json.schema_components(
+        [body, *RESPONSES, *records.values()], ref_template=_REF
+    )
+    served = {name: {"input_fields": list(fields), "record": {"$ref": _REF.format(name=f"Record_{name}")}}
+              for name, fields in (models or {}).items()}  # fmt: skip
     security = [{"bearer": []}] if settings.api_keys else []
     task_id = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
     threshold = _query("threshold", "The cutoff of business_outcome (default: the model's).", "number",
@@ -29,8 +41,13 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                    pattern=f"^{NAME_PATTERN}$")  # fmt: skip
     offset = _query("offset", "First row of the page of results (default 0).", "integer", minimum=0)
     limit = _query("limit", "Most rows in the page of results (default: every remaining row).", "integer", minimum=1)
+    version = _query("version", "A stored version of the model to score with (default: its serving version).",
+                     "integer", minimum=1)  # fmt: skip
+    strict = _query("strict", "Make a row error of every field the model does not read (default: a warning).",
+                    "boolean")  # fmt: skip
     wait = _query("wait", f"Seconds to hold the answer until the job ends (at most {MAX_WAIT_SECONDS:g}).", "number",
                   exclusiveMinimum=0, maximum=MAX_WAIT_SECONDS)  # fmt: skip
+    unknown = _answer(Error, "unknown_parameter: a query parameter this endpoint does not take")
     location = {"Location": {"schema": {"type": "string"}}}
     return {
         "openapi": "3.1.0",
@@ -40,19 +57,20 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                 "post": {
                     "operationId": "predict",
                     "security": security,
-                    "parameters": [threshold, model, wait],
+                    "parameters": [threshold, model, version, strict, wait],
                     "requestBody": {
                         "required": True,
                         "description": f"One record, or a list of 1 to {settings.max_batch_rows} records; "
                         f"at most {settings.max_body_bytes} bytes.",
                         "content": {"application/json": {"schema": body_schema}},
                         "x-max-body-bytes": settings.max_body_bytes,
+                        "x-models": served,
                     },
                     "responses": {
                         "200": _answer(Task, "With wait: the job ended in time; its status, as GET /tasks/{task_id}."),
                         "202": _answer(Accepted, "Accepted; poll the Location.", location),
                         **_errors(400, 401, 413, 415, 422, 429),
-                        "404": _answer(Error, "model_not_found"),
+                        "404": _answer(Error, "model_not_found or version_not_found"),
                         "503": _answer(Error, "redis_unavailable, redis_full or model_unavailable"),
                     },
                 }
@@ -66,7 +84,7 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                         "200": _answer(Task, "The task's status, with results once it succeeded."),
                         **_errors(401, 429),
                         "404": _answer(Error, "task_not_found"),
-                        "422": _answer(Error, "invalid_page or invalid_wait"),
+                        "422": _answer(Error, "invalid_page, invalid_wait or unknown_parameter"),
                         "503": _answer(Error, "redis_unavailable"),
                     },
                 },
@@ -79,16 +97,31 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                         **_errors(401, 429),
                         "404": _answer(Error, "task_not_found"),
                         "409": _answer(Error, "task_finished"),
+                        "422": unknown,
                         "503": _answer(Error, "redis_unavailable"),
                     },
                 },
             },
-            "/health": {"get": {"operationId": "health", "responses": {"200": _answer(Health, "Up.")}}},
+            "/models": {
+                "get": {
+                    "operationId": "models",
+                    "security": security,
+                    "responses": {
+                        "200": _answer(
+                            Models, "Every model, its versions, the serving one, and each version's fields."
+                        ),
+                        **_errors(401, 429),
+                        "422": unknown,
+                    },
+                }
+            },
+            "/health": {"get": {"operationId": "health", "responses": {"200": _answer(Health, "Up."), "422": unknown}}},
             "/ready": {
                 "get": {
                     "operationId": "ready",
                     "responses": {
                         "200": _answer(Ready, "Redis answers and a model is served: a job would be accepted."),
+                        "422": unknown,
                         "503": _answer(Error, "redis_unavailable or model_unavailable"),
                     },
                 }
@@ -100,7 +133,8 @@ def build_spec(settings: Settings, input_fields: tuple[str, ...] = ()) -> dict[s
                         "200": {
                             "description": "Metrics in the Prometheus text format.",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        "422": unknown,
                     },
                 }
             },

@@ -1,4 +1,4 @@
-"""The prediction endpoints, behind the API key guard: POST /predict, GET and DELETE /tasks/<id>."""
+"""The prediction endpoints, behind the API key guard: POST /predict, GET and DELETE /tasks/<id>, GET /models."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from api import auth
 from api.batches import parse_batch, parse_model_name, parse_page, parse_strict, parse_threshold, parse_version
 from api.errors import ApiError
 from api.params import takes
-from api.schemas import Accepted, FieldWarning, ModelRef, Page, Task, respond, respond_with_results
+from api.schemas import Accepted, FieldWarning, ModelRef, Models, Page, Task, respond, respond_with_results
 from api.services import services
 from api.waiting import parse_wait
 from jobs import Job, JobStatus, NewJob
@@ -108,6 +108,12 @@ def cancel(task_id: str) -> Response:
     if not cancelled and job.error_code != CANCELLED:
         raise ApiError(409, "task_finished", f"The task has already {job.status}.", {"task_id": task_id})
     return respond(Task.from_job(job))
+
+
+@bp.get("/models")
+def models() -> Response:
+    """List every model of the store: its versions, the serving one, and each version's fields and metrics."""
+    return respond(Models.of(services().catalog()))
 
 
 def _own_job(task_id: str) -> Job:

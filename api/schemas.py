@@ -135,6 +135,48 @@ class Task(msgspec.Struct, omit_defaults=True):
         )
 
 
+class ModelVersion(msgspec.Struct):
+    """One stored version of a model, as its manifest describes it."""
+
+    version: int
+    input_fields: list[str]
+    threshold: float
+    metrics: dict[str, Any]
+    created_at: str | None
+
+    @classmethod
+    def of(cls, manifest: dict[str, Any]) -> ModelVersion:
+        """Return the description of a version from its manifest."""
+        return cls(
+            version=int(manifest["version"]),
+            input_fields=list(manifest["input_fields"]),
+            threshold=float(manifest["threshold"]),
+            metrics=dict(manifest.get("metrics", {})),
+            created_at=manifest.get("created_at"),
+        )
+
+
+class ModelInfo(msgspec.Struct):
+    """A model of the store: every stored version, oldest first, and the one serving (`?model=` without `?version=`)."""
+
+    name: str
+    serving: int | None
+    versions: list[ModelVersion]
+
+
+class Models(msgspec.Struct):
+    """Every model of the store."""
+
+    models: list[ModelInfo]
+
+    @classmethod
+    def of(cls, catalog: Sequence[tuple[str, int | None, Sequence[dict[str, Any]]]]) -> Models:
+        """Return the models of a catalog: (name, serving version, manifests of its versions)."""
+        return cls(
+            [ModelInfo(name, serving, [ModelVersion.of(m) for m in manifests]) for name, serving, manifests in catalog]
+        )
+
+
 class Health(msgspec.Struct):
     """The process is up."""
 
@@ -148,7 +190,7 @@ class Ready(msgspec.Struct):
     model: ModelRef
 
 
-RESPONSES = (Accepted, Task, Error, Health, Ready)
+RESPONSES = (Accepted, Task, Models, Error, Health, Ready)
 
 
 def respond(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None) -> Response:

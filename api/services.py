@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from celery import Celery
@@ -13,6 +15,8 @@ from api.waiting import Waiters
 from jobs import JobStore
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,22 @@ class Services:
         except (ModelStoreError, KeyError, ValueError, OSError) as exc:
             raise ApiError(503, "model_unavailable", f"No model is being served: {exc}") from None
         return ServingModel(name, version, threshold, fields)
+
+    def catalog(self) -> list[tuple[str, int | None, list[dict[str, Any]]]]:
+        """Return every model of the store: its name, serving version and the manifest of each version.
+
+        A version whose manifest cannot be read is left out (and logged), so one bad folder hides no other.
+        """
+        models = []
+        for name in self.models.names():
+            manifests = []
+            for version in self.models.versions(name):
+                try:
+                    manifests.append(self.models.manifest(name, version))
+                except (ModelStoreError, OSError) as exc:
+                    log.warning("model %s v%s is left out of the catalog: %s", name, version, exc)
+            models.append((name, self.models.current(name), manifests))
+        return models
 
     def _stored(self, name: str, version: int) -> int:
         versions = self.models.versions(name)

@@ -90,6 +90,14 @@ class ModelStore:
             _fsync_dir(self._versions_dir(name))
             return version
 
+    def names(self) -> list[str]:
+        """Return the names of the models that have a complete version, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            entry.name for entry in self.root.iterdir() if _NAME.fullmatch(entry.name) and self.versions(entry.name)
+        )
+
     def versions(self, name: str) -> list[int]:
         """Return the complete versions of `name`, oldest first."""
         folder = self._versions_dir(name)

@@ -26,13 +26,21 @@ REF = "#/components/schemas/{name}"
 
 def test_the_description_lists_every_route_and_the_limits(client) -> None:
     spec = client.get("/openapi.json").get_json()
-    assert set(spec["paths"]) == {"/predict", "/tasks/{task_id}", "/health", "/ready", "/metrics"}
+    assert set(spec["paths"]) == {"/predict", "/tasks/{task_id}", "/models", "/health", "/ready", "/metrics"}
     body = spec["paths"]["/predict"]["post"]["requestBody"]
     batch = next(option for option in body["content"]["application/json"]["schema"]["anyOf"] if "items" in option)
     assert (batch["minItems"], batch["maxItems"]) == (1, 1_000)
     assert body["x-max-body-bytes"] == 1_000_000
     record = spec["components"]["schemas"]["Record"]
-    assert set(record["properties"]) == {"x5", "x12", "x31", "x44", "x53", "x56", "x58", "x62", "x81", "x91"}
+    glm_fields = {"x5", "x12", "x31", "x44", "x53", "x56", "x58", "x62", "x81", "x91"}
+    assert set(record["properties"]) == glm_fields
+    # Each served model's input fields, for ?model=<name>.
+    (served,) = body["x-models"].items()
+    assert served[0] == "glm26" and set(served[1]["input_fields"]) == glm_fields
+    assert served[1]["record"] == {"$ref": REF.format(name="Record_glm26")}
+    assert set(spec["components"]["schemas"]["Record_glm26"]["properties"]) == glm_fields
+    parameters = {p["name"] for p in spec["paths"]["/predict"]["post"]["parameters"]}
+    assert parameters == {"threshold", "model", "version", "strict", "wait"}
 
 
 def test_every_json_answer_is_a_component_generated_from_the_answer_types(client) -> None:
@@ -52,9 +60,19 @@ def test_every_json_answer_is_a_component_generated_from_the_answer_types(client
         ref = content["application/json"]["schema"]["$ref"]
         name = ref.removeprefix("#/components/schemas/")
         assert ref == REF.format(name=name) and spec["components"]["schemas"][name] == generated[name], where
-    assert {"Accepted", "Task", "Page", "ModelRef", "ResultRow", "Error", "ErrorBody", "Health", "Ready"} <= set(
-        spec["components"]["schemas"]
-    )
+    assert {
+        "Accepted",
+        "Task",
+        "Page",
+        "ModelRef",
+        "ResultRow",
+        "Error",
+        "ErrorBody",
+        "Health",
+        "Ready",
+        "Models",
+        "FieldWarning",
+    } <= set(spec["components"]["schemas"])
 
 
 def test_no_generated_request_causes_a_server_error_or_an_answer_off_the_document(settings) -> None:
@@ -62,9 +80,9 @@ def test_no_generated_request_causes_a_server_error_or_an_answer_off_the_documen
     schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(replace(settings, max_waiters=0)))
     statuses: Counter[int] = Counter()
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 6
+    assert len(operations) == 7
     for operation, mode in itertools.product(operations, GenerationMode):
-        takes_nothing = operation.path in ("/health", "/ready", "/metrics") or operation.method == "delete"
+        takes_nothing = operation.path in ("/health", "/ready", "/metrics", "/models") or operation.method == "delete"
         if mode is GenerationMode.NEGATIVE and takes_nothing:
             continue  # nothing, or only a free-form id: no negative case exists
 
@@ -113,6 +131,10 @@ def test_every_kind_of_answer_conforms_to_the_document(app, client, described) -
     described["/tasks/{task_id}"]["DELETE"].validate_response(client.delete(f"/tasks/{cancelled_id}"))
     described["/tasks/{task_id}"]["DELETE"].validate_response(client.delete(task_url))  # 409
     status.validate_response(client.get(f"/tasks/{'0' * 32}"))  # 404
+    described["/models"]["GET"].validate_response(client.get("/models"))
+    warned = post(client, [dict(RECORD, x121="$1")], query="?strict=true")
+    described["/predict"]["POST"].validate_response(warned)
+    status.validate_response(client.get(warned.headers["Location"]))
     described["/health"]["GET"].validate_response(client.get("/health"))
     described["/ready"]["GET"].validate_response(client.get("/ready"))
 

@@ -23,7 +23,8 @@ TASK = "/tasks/0123456789abcdef0123456789abcdef"
 @pytest.mark.parametrize(
     ("method", "path"),
     [("get", f"{TASK}?ofset=3"), ("delete", f"{TASK}?x=1"), ("get", "/health?verbose=1"), ("get", "/ready?x=1"),
-     ("get", "/metrics?name=a"), ("get", "/openapi.json?v=2"), ("get", "/docs?x=1")],
+     ("get", "/metrics?name=a"), ("get", "/openapi.json?v=2"), ("get", "/docs?x=1"),
+     ("get", "/models?all=1")],
 )  # fmt: skip
 def test_every_endpoint_refuses_a_parameter_it_does_not_take(client, method, path) -> None:
     response = getattr(client, method)(path)
