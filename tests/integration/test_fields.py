@@ -49,4 +49,5 @@ def test_a_pinned_version_scores_and_names_it_and_a_misspelled_parameter_is_refu
     refused = stack.submit(good, query="?modle=glm27")
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "unknown_parameter")
     models = requests.get(f"{stack.url}/models", timeout=30).json()["models"]
-    assert [(m["name"], m["serving"], [v["version"] for v in m["versions"]]) for m in models] == [("glm26", 1, [1])]
+    listed = [(m["name"], m["serving"], [v["version"] for v in m["versions"]]) for m in models]
+    assert ("glm26", 1, [1]) in listed  # other tests of the session may add models of their own
