@@ -119,10 +119,12 @@ class Bench:
     def sides(self) -> tuple[Side, Side]:
         return (self.project, self.baseline)
 
+    def __post_init__(self) -> None:
+        # Encoded up front: client threads only pick their next body.
+        self._singles = [msgspec.json.encode(record) for record in self.records]
+
     def single(self, k: int) -> bytes:
         """Return record k as a request body of one JSON object."""
-        if not self._singles:
-            self._singles = [msgspec.json.encode(record) for record in self.records]
         return self._singles[k % len(self._singles)]
 
     def batch(self, rows: int) -> bytes:

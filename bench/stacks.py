@@ -3,21 +3,31 @@
 The project: its own redis-server, a Celery worker and the API under gunicorn, with the approved
 model bootstrapped into a temporary store. The baseline: `bench.baseline` under gunicorn with
 the same number of server processes. Both stop when their `with` block ends, however it ends.
+
+Every process runs in a process group of its own (so that stopping it stops its children) but in
+the bench's session. `stack.processes.spawn` starts a session per service instead, and with the
+kernel's autogroup scheduling each session gets an equal share of a busy CPU, whatever it runs:
+the project's three sessions would then outweigh the baseline's one, and the client's.
 """
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 from model_store import ModelStore, artifacts
-from stack.commands import api_command
-from stack.processes import ROOT, Process, StartupError, free_port, spawn, start_api, start_redis, start_worker
+from stack.commands import api_command, redis_args, worker_command
+from stack.processes import ROOT, Process, StartupError, free_port, redis_server_binary
 from training.approved import build_approved, load_reference
 from training.pipeline import schema
 
@@ -39,6 +49,43 @@ def api_processes() -> int:
     return 2
 
 
+def spawn_here(name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> Process:
+    """Start a command in a new process group of this session, with output to a log file."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    beside = Path(sys.executable).parent / argv[0]  # the venv's tools before PATH's
+    command = [str(beside) if beside.exists() else argv[0], *argv[1:]]
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    child_env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            command, cwd=ROOT, env=child_env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            process_group=0,
+        )  # fmt: skip
+    return Process(name, popen, log_path)
+
+
+def wait_ready(process: Process, ready: Callable[[], bool], timeout: float = 60.0) -> Process:
+    """Wait until `ready()` is true; stop the process and raise StartupError if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise StartupError(f"{process.name} exited with {process.popen.returncode}:\n{process.log_tail()}")
+        try:
+            if ready():
+                return process
+        except Exception:  # not ready yet, whatever the reason
+            pass
+        time.sleep(0.1)
+    process.stop()
+    raise StartupError(f"{process.name} not ready after {timeout:.0f} s:\n{process.log_tail()}")
+
+
+def http_ok(url: str) -> bool:
+    """Return whether a GET of `url` answers 200."""
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200
+
+
 @dataclass
 class ProjectStack:
     """redis-server, the API and one Celery worker of the project."""
@@ -49,20 +96,41 @@ class ProjectStack:
     port: int
     concurrency: int
     processes: dict[str, Process] = field(default_factory=dict)
-    restarts: int = 0
+    workers_started: int = 0
 
     @property
     def logs(self) -> Path:
         return self.root / "logs"
 
+    def start_redis(self, port: int) -> None:
+        """Start redis-server with its data under the stack's folder."""
+        data = self.root / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        process = spawn_here("redis", [redis_server_binary(), *redis_args(port, str(data))], self.logs / "redis.log")
+        client = redis.Redis(port=port, socket_timeout=1)
+        self.processes["redis"] = wait_ready(process, lambda: bool(client.ping()), timeout=20)
+        client.close()
+
+    def start_worker(self, concurrency: int) -> None:
+        """Start a Celery worker with `concurrency` processes."""
+        # A log of its own each time: readiness is " ready." in the log, which an old log already holds.
+        name = f"worker-{self.workers_started}-c{concurrency}"
+        self.workers_started += 1
+        argv = [*worker_command(concurrency), "--hostname", f"{name}@%h"]
+        process = spawn_here(name, argv, self.logs / f"{name}.log", self.env)
+        log = process.log_path
+        self.processes["worker"] = wait_ready(process, lambda: " ready." in log.read_text(errors="replace"))
+        self.concurrency = concurrency
+
+    def start_api(self) -> None:
+        """Start the API under gunicorn, as `make up` does, on the stack's port."""
+        process = spawn_here("api", api_command(f"{self.host}:{self.port}"), self.logs / "api.log", self.env)
+        self.processes["api"] = wait_ready(process, lambda: http_ok(f"http://{self.host}:{self.port}/health"))
+
     def restart_worker(self, concurrency: int) -> None:
         """Replace the Celery worker by one with `concurrency` processes."""
         self.processes.pop("worker").stop()
-        self.restarts += 1
-        # A name of its own: start_worker waits for " ready." in the log, which an old log already holds.
-        name = f"worker-{self.restarts}-c{concurrency}"
-        self.processes["worker"] = start_worker(self.env, self.logs, name=name, concurrency=concurrency)
-        self.concurrency = concurrency
+        self.start_worker(concurrency)
 
     def stop(self) -> None:
         """Stop the API and the worker before Redis."""
@@ -94,9 +162,9 @@ def project_stack(root: Path, concurrency: int) -> Iterator[ProjectStack]:
     }
     stack = ProjectStack(root, env, "127.0.0.1", free_port(), concurrency)
     try:
-        stack.processes["redis"] = start_redis(redis_port, root / "redis", stack.logs)
-        stack.processes["worker"] = start_worker(env, stack.logs, name="worker-0", concurrency=concurrency)
-        stack.processes["api"] = start_api(env, stack.logs, f"{stack.host}:{stack.port}")
+        stack.start_redis(redis_port)
+        stack.start_worker(concurrency)
+        stack.start_api()
         yield stack
     finally:
         stack.stop()
@@ -121,24 +189,9 @@ def baseline_stack(root: Path, workers: int) -> Iterator[BaselineStack]:
     config = root / "gunicorn.conf.py"
     config.write_text("# The baseline's settings are on its command line.\n")
     host, port = "127.0.0.1", free_port()
-    process = spawn("baseline", baseline_command(f"{host}:{port}", workers, str(config)), root / "baseline.log")
+    process = spawn_here("baseline", baseline_command(f"{host}:{port}", workers, str(config)), root / "baseline.log")
     try:
-        _wait_healthy(process, f"http://{host}:{port}/health", timeout=60)
+        wait_ready(process, lambda: http_ok(f"http://{host}:{port}/health"))
         yield BaselineStack(host, port, workers, process)
     finally:
         process.stop()
-
-
-def _wait_healthy(process: Process, url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.alive():
-            raise StartupError(f"{process.name} exited with {process.popen.returncode}:\n{process.log_tail()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:  # not listening yet
-            pass
-        time.sleep(0.1)
-    raise StartupError(f"{process.name} not ready after {timeout:.0f} s:\n{process.log_tail()}")
