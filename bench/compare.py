@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from api.batches import decoder_for
+from api.batches import decode_records, decoders_for
 from bench.agreement import Agreement
 from bench.load import BaselineSide, BenchError, Load, ProjectSide, Results, Side, run_load
 from bench.memory import ProcessMemory, tree_memory
@@ -254,9 +254,9 @@ def run_floor(bench: Bench) -> None:
     plan = bench.plan
     rows = plan.batch_rows
     body = bench.batch(rows)
-    lean = decoder_for(tuple(bench.input_fields))
+    lean = decoders_for(tuple(bench.input_fields))
     decoders: dict[str, Callable[[bytes], Any]] = {
-        "the model's fields decoded, as the API does": lambda raw: msgspec.to_builtins(lean.decode(raw)),
+        "the model's fields decoded, as the API does": lambda raw: msgspec.to_builtins(decode_records(raw, lean)),
         "whole records decoded": msgspec.json.decode,
     }
     floors: dict[str, float] = {}
