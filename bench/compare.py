@@ -67,14 +67,15 @@ class Plan:
     sustained_rows: int = 10_000
     sustained_clients: int = 4
     concurrency_rows: int = 100_000
-    concurrency_repeat: int = 1
+    concurrency_repeat: int = 2
     floor_repeat: int = 5
 
 
 FULL = Plan()
 QUICK = replace(
     FULL, single_requests=30, single_warmup=5, concurrent_records=160, batch_rows=2_000, batch_repeat=3,
-    big_rows=10_000, big_repeat=1, sustained_jobs=8, sustained_rows=1_000, concurrency_rows=10_000, floor_repeat=3,
+    big_rows=10_000, big_repeat=1, sustained_jobs=8, sustained_rows=1_000, concurrency_rows=10_000,
+    concurrency_repeat=1, floor_repeat=3,
 )  # fmt: skip
 
 
@@ -112,6 +113,7 @@ class Bench:
     default_concurrency: int
     rows: list[Row] = field(default_factory=list)
     batch_ms: dict[str, float] = field(default_factory=dict)
+    memory_at_start: dict[str, list[ProcessMemory]] = field(default_factory=dict)
     _singles: list[bytes] = field(default_factory=list)
     _batches: dict[int, bytes] = field(default_factory=dict)
 
@@ -245,7 +247,8 @@ def run_concurrency(bench: Bench) -> None:
         load = bench.timed_batches(bench.project, rows, plan.concurrency_repeat)
         figures[level] = ms(statistics.median(load.latencies))
         print(f"  project   worker concurrency {level}: {rows:,} rows in {figures[level]:9.1f} ms")
-        bench.rows.append(Row(f"{rows:,} rows, worker concurrency {level}", "ms", figures[level]))
+        label = f"{rows:,} rows, worker concurrency {level}, median of {plan.concurrency_repeat}"
+        bench.rows.append(Row(label, "ms", figures[level]))
     bench.rows.append(Row(f"{rows:,} rows, concurrency 2 over 1", "speed-up x", figures[1] / figures[2]))
 
 
@@ -275,18 +278,18 @@ def run_floor(bench: Bench) -> None:
         bench.rows.append(Row(f"{rows:,}-row batch over the lower floor", "x floor", project, baseline, "lower"))
 
 
-def run_memory(bench: Bench) -> None:
-    """PSS of every process of both services, after whatever ran before."""
-    trees = {
+def memory_snapshot(bench: Bench) -> dict[str, list[ProcessMemory]]:
+    """Return the PSS of every process of both services, by part."""
+    return {
         "project api": tree_memory(bench.stack.processes["api"].pid),
         "project worker": tree_memory(bench.stack.processes["worker"].pid),
         "project redis": tree_memory(bench.stack.processes["redis"].pid),
         "baseline": tree_memory(bench.baseline_stack.process.pid),
     }
-    for part, tree in trees.items():
-        for proc in tree:
-            role = "main" if proc.depth == 0 else "child"
-            print(f"  {part:<15} {role:<6} pid {proc.pid:>7}  {proc.name:<16} {proc.pss_mib:8.1f} MiB")
+
+
+def memory_rows(trees: dict[str, list[ProcessMemory]], when: str) -> list[Row]:
+    """Return the table's rows for one memory snapshot."""
 
     def children_mean(tree: list[ProcessMemory]) -> float:
         return statistics.mean(p.pss_mib for p in tree if p.depth > 0)
@@ -296,14 +299,27 @@ def run_memory(bench: Bench) -> None:
 
     api, baseline = trees["project api"], trees["baseline"]
     processes = sum(p.depth > 0 for p in api)
-    bench.rows += [
-        Row("PSS memory", f"MiB per API server process (mean of {processes})", children_mean(api),
+    scenario = f"PSS memory, {when}"
+    return [
+        Row(scenario, f"MiB per API server process (mean of {processes})", children_mean(api),
             children_mean(baseline), "lower"),
-        Row("PSS memory", "MiB, Celery worker, all its processes", total("project worker")),
-        Row("PSS memory", "MiB, redis-server, holding this run's jobs", total("project redis")),
-        Row("PSS memory", "MiB, all processes of the service", total("project api", "project worker", "project redis"),
+        Row(scenario, "MiB, Celery worker, all its processes", total("project worker")),
+        Row(scenario, "MiB, redis-server, holding this run's jobs", total("project redis")),
+        Row(scenario, "MiB, all processes of the service", total("project api", "project worker", "project redis"),
             total("baseline"), "lower"),
     ]  # fmt: skip
+
+
+def run_memory(bench: Bench) -> None:
+    """PSS of every process of both services, idle at start and after whatever ran before."""
+    trees = memory_snapshot(bench)
+    for part, tree in trees.items():
+        for proc in tree:
+            role = "main" if proc.depth == 0 else "child"
+            print(f"  {part:<15} {role:<6} pid {proc.pid:>7}  {proc.name:<16} {proc.pss_mib:8.1f} MiB")
+    if bench.memory_at_start:
+        bench.rows += memory_rows(bench.memory_at_start, "at start, idle")
+    bench.rows += memory_rows(trees, "after the run")
 
 
 RUNNERS: dict[str, Callable[[Bench], None]] = {
@@ -382,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.worker_concurrency,
             )  # fmt: skip
             settings = Settings.from_env({**os.environ, **stack.env})
+            if "memory" in args.chosen:
+                bench.memory_at_start = memory_snapshot(bench)
             for name in args.chosen:
                 print(f"== {name}: {RUNNERS[name].__doc__}", flush=True)
                 RUNNERS[name](bench)

@@ -91,7 +91,8 @@ def test_a_quick_run_prints_the_table_and_both_sides_agree() -> None:
     project, baseline, ratio, better = rows[("1 record, one client, 30 in a row", "p50 ms")]
     assert float(project) > 0 and float(baseline) > 0 and better == "lower"
     assert float(ratio) == pytest.approx(float(project) / float(baseline), rel=0.1)
-    assert any(metric.startswith("MiB per API server process (mean of 2)") for _, metric in rows)
+    assert ("PSS memory, at start, idle", "MiB per API server process (mean of 2)") in rows
+    assert ("PSS memory, after the run", "MiB per API server process (mean of 2)") in rows
     assert "machine load (1/5/15 min): start" in run.stdout
     differences = re.findall(r"max \|phat - in-process\| = (\S+)", run.stdout)
     assert len(differences) == 2 and all(float(diff) <= 1e-12 for diff in differences)
