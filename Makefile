@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test test-fast lint up bootstrap bench clean
+.PHONY: install test test-fast lint up bootstrap bench bench-compare clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,9 @@ bootstrap: install
 
 bench: install
 	$(BIN)/python -m bench.transform
+
+bench-compare: install
+	$(BIN)/python -m bench.compare
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -18,23 +18,33 @@ from sklearn.pipeline import Pipeline
 from training.approved import build_approved, load_reference
 from training.synth import synthesize
 
+_IMPUTE_SCALE = ("imputer_mean", "scaler_mean", "scaler_scale")
 
-def naive_predict(reference: dict[str, Any], records: list[dict[str, Any]]) -> np.ndarray:
-    """Score the way the replaced system did: DataFrame, get_dummies, reindex."""
+
+def naive_features(reference: dict[str, Any], records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Build the model's inputs the way the replaced system did: DataFrame, get_dummies, impute, scale, reindex.
+
+    Every numeric column is converted, imputed and scaled, as the original notebook did, whether
+    the model reads it or not; the arithmetic runs on the whole frame at once.
+    """
     frame = pd.DataFrame(records)
     frame["x12"] = frame["x12"].str.replace(r"[$,)\s]", "", regex=True).str.replace("(", "-")
     frame["x63"] = frame["x63"].str.replace("%", "")
     numeric = reference["numeric_columns"]
-    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
     stats = reference["numeric_statistics_32k_split"]
-    means = pd.Series({c: stats[c]["imputer_mean"] for c in numeric})
-    scales = pd.Series({c: stats[c]["scaler_scale"] for c in numeric})
-    frame[numeric] = (frame[numeric].fillna(means) - means) / scales
+    imputed, means, scales = (np.array([stats[c][key] for c in numeric]) for key in _IMPUTE_SCALE)
+    values = frame[numeric].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    values = (np.where(np.isnan(values), imputed, values) - means) / scales
+    numbers = pd.DataFrame(values, columns=numeric, index=frame.index)
     dummies = pd.get_dummies(frame[list(reference["categorical_levels"])], dtype=float)
-    features = pd.concat([frame[numeric], dummies], axis=1)
-    variables = reference["variables_model_order"]
-    features = features.reindex(columns=variables, fill_value=0.0)
-    coefs = np.array([reference["coefficients"][v] for v in variables])
+    features = pd.concat([numbers, dummies], axis=1)
+    return features.reindex(columns=reference["variables_model_order"], fill_value=0.0)
+
+
+def naive_predict(reference: dict[str, Any], records: list[dict[str, Any]]) -> np.ndarray:
+    """Score the way the replaced system did: naive features, then the logistic function by hand."""
+    features = naive_features(reference, records)
+    coefs = np.array([reference["coefficients"][v] for v in features.columns])
     return 1.0 / (1.0 + np.exp(-(features.to_numpy(dtype=float) @ coefs)))
 
 
