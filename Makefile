@@ -3,14 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test test-fast lint up bootstrap bench bench-compare clean
+.PHONY: install test test-fast lint up down bootstrap bench bench-compare clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# requirements-dev.txt includes requirements.txt (the runtime, all the image installs).
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
 test: install
@@ -26,6 +27,9 @@ lint: install
 
 up: install
 	$(BIN)/python -m stack
+
+down: install
+	$(BIN)/python -m stack down
 
 bootstrap: install
 	$(BIN)/python -m training bootstrap

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the whole service with docker compose and wait until the API is ready to accept jobs.
 # Creates .env from .env.example with random secrets on first use; never overwrites an existing .env.
+# With --env-only it does only that, for a plain `docker compose up` afterwards.
 # WAIT_TRIES and WAIT_SECONDS bound the wait for the API (default 60 tries, 2 s apart).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,12 +23,10 @@ random_hex() {
     od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'
 }
 
-command -v docker > /dev/null || fail "docker is not installed"
-docker compose version > /dev/null 2>&1 || fail "docker compose (the Compose v2 plugin) is not available"
-command -v curl > /dev/null || fail "curl is not installed"
-
-if [[ ! -f .env ]]; then
+prepare_env() {
+    [[ ! -f .env ]] || return 0
     [[ -f .env.example ]] || fail ".env.example is missing"
+    local redis_password flower_auth
     redis_password="$(random_hex 24)"
     flower_auth="admin:$(random_hex 12)"
     (
@@ -37,7 +36,18 @@ if [[ ! -f .env ]]; then
             .env.example > .env
     )
     echo "created .env with a random REDIS_PASSWORD and FLOWER_BASIC_AUTH (Flower's login is in .env)"
+}
+
+# --env-only: prepare .env for a plain `docker compose up`, and stop there.
+if [[ "${1:-}" == "--env-only" ]]; then
+    prepare_env
+    exit 0
 fi
+
+command -v docker > /dev/null || fail "docker is not installed"
+docker compose version > /dev/null 2>&1 || fail "docker compose (the Compose v2 plugin) is not available"
+command -v curl > /dev/null || fail "curl is not installed"
+prepare_env
 
 if ! docker compose up -d --build; then
     show_logs

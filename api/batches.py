@@ -89,7 +89,12 @@ def parse_batch(
     if not records:
         raise ApiError(422, "empty_batch", "The list of records is empty.")
     if len(records) > max_rows:
-        raise ApiError(413, "too_many_rows", f"At most {max_rows} records per request.", {"rows": len(records)})
+        raise ApiError(
+            413,
+            "too_many_rows",
+            f"At most {max_rows} records per request.",
+            {"rows": len(records), "max_rows": max_rows},
+        )
     if strict:
         return Batch(*mark_unknown(body, records, fields))
     return Batch(records, sample_unknown(body, fields))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -61,6 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _BarSafeHandler(logging.Handler):
+    """Write log lines to stderr above the progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _show_client_log() -> None:
+    # The library logs each retry and each split of the input; the user should see why it waits.
+    logger = logging.getLogger("client")
+    if not any(isinstance(handler, _BarSafeHandler) for handler in logger.handlers):
+        logger.addHandler(_BarSafeHandler())
+    logger.setLevel(logging.INFO)
+
+
 def predict(args: argparse.Namespace) -> int:
     """Read the file, score it with a progress bar, write the results and a summary."""
     started = time.monotonic()
@@ -100,6 +116,7 @@ def _summary(results: list[dict[str, Any]], seconds: float, out: Path | None) ->
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return the exit status."""
     args = build_parser().parse_args(argv)
+    _show_client_log()
     try:
         return predict(args)
     except ClientError as exc:

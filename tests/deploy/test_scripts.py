@@ -72,10 +72,10 @@ class Run:
     folder: Path
     env: dict[str, str]
 
-    def __call__(self, **extra: str) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         script = self.folder / "run_api.sh"
         return subprocess.run(
-            [str(script)], env={**self.env, **extra}, capture_output=True, text=True, timeout=30, check=False
+            [str(script), *args], env={**self.env, **extra}, capture_output=True, text=True, timeout=30, check=False
         )
 
     def docker_calls(self) -> list[str]:
@@ -169,3 +169,21 @@ def test_run_api_shows_logs_when_compose_up_fails(run):
     assert result.returncode == 1
     assert "compose up failed" in result.stderr and "fake api log line" in result.stderr
     assert not any(call.startswith("compose port") for call in run.docker_calls())
+
+
+def test_env_only_prepares_env_for_a_plain_compose_up_without_docker(run):
+    result = run("--env-only", PATH="/usr/bin:/bin")  # no docker on this PATH
+    assert result.returncode == 0, result.stderr
+    values = read_env_file(run.folder / ".env")
+    assert re.fullmatch(r"[0-9a-f]{48}", values["REDIS_PASSWORD"])
+    assert run.docker_calls() == []
+    assert run("--env-only").returncode == 0 and read_env_file(run.folder / ".env") == values
+
+
+def test_readme_docker_quick_start_prepares_env_before_compose_up():
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#")[0].strip() for line in quick_start.splitlines()]
+    assert "./run_api.sh --env-only" in commands and "docker compose up" in commands
+    assert commands.index("./run_api.sh --env-only") < commands.index("docker compose up")
+    assert "make down" in commands

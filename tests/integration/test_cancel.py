@@ -69,7 +69,16 @@ def test_ctrl_c_in_the_cli_cancels_its_job(idle_api, redis_server, tmp_path) -> 
     (tmp_path / "records.json").write_text(json.dumps([RECORD] * 100))
     env = {k: v for k, v in os.environ.items() if k not in ("API_KEY", "PREDICT_URL")}
     command = [sys.executable, "-m", "client", "predict", str(tmp_path / "records.json"), "--url", url]
-    cli = subprocess.Popen(command, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+    cli = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+        # A test run started in the background inherits SIGINT as ignored, and so would the CLI;
+        # a user's terminal delivers it, so give the CLI the default disposition explicitly.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         # Interrupt once the CLI polls, i.e. holds the task id: an interrupt before the 202 arrives leaves
         # a client that never learnt which job to cancel.

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,3 +96,74 @@ def test_up_bootstraps_serves_and_stops_everything_on_ctrl_c(launched, tmp_path)
     assert [pid for pid in started if alive(pid)] == []
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/health", timeout=2)
+
+
+def start_launcher(tmp_path: Path, env: dict[str, str], log_name: str = "launcher.log") -> subprocess.Popen:
+    log = (tmp_path / log_name).open("w")
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "stack", "--var", str(tmp_path / "var"), "--workers", "1"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        # Set explicitly, whatever the test run inherited: Ctrl-C reaches the launcher.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    log.close()
+    return launcher
+
+
+def test_up_refuses_at_once_when_its_port_is_taken(redis_server, tmp_path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        launcher = start_launcher(
+            tmp_path,
+            {"REDIS_URL": redis_server.url_of(LAUNCHER_DB), "MODEL_STORE_DIR": str(tmp_path / "m"), "PORT": str(port)},
+        )
+        assert launcher.wait(60) == 1
+    out = (tmp_path / "launcher.log").read_text()
+    assert f"not starting: port {port} for PORT (the API) is taken" in out and "make down" in out
+    assert not (tmp_path / "var" / "logs").exists()  # nothing was started
+
+
+def test_ctrl_c_during_start_up_stops_what_was_started(tmp_path) -> None:
+    # The worker's Redis never answers, so it never becomes ready; the ready line an earlier run left
+    # in the appended worker log must not count, and Ctrl-C must end the wait.
+    logs = tmp_path / "var" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "worker.log").write_text("[old run] celery@host ready.\n")
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"REDIS_URL": dead_redis, "MODEL_STORE_DIR": str(tmp_path / "m"), "PORT": str(free_port())}
+    launcher = start_launcher(tmp_path, env)
+    pids = tmp_path / "var" / "stack.pids"
+    wait_until(lambda: "worker " in pids.read_text() and len(descendants(launcher.pid)) >= 2, 120, "the worker")
+    started = descendants(launcher.pid)
+    launcher.send_signal(signal.SIGINT)
+    assert launcher.wait(60) == 0
+    out = (tmp_path / "launcher.log").read_text()
+    assert "stack stopping" in out and "ready:" not in out and "api log" not in out
+    assert [pid for pid in started if alive(pid)] == []
+
+
+def test_down_stops_the_stack_of_a_killed_launcher(launched, tmp_path) -> None:
+    launcher, url = launched
+    wait_until(lambda: requests.get(f"{url}/health", timeout=2).status_code == 200, 120, "the launcher's API")
+    started = descendants(launcher.pid)
+    launcher.kill()
+    launcher.wait(10)
+    assert requests.get(f"{url}/health", timeout=2).status_code == 200  # the orphans still serve
+    down = subprocess.run(
+        [sys.executable, "-m", "stack", "down", "--var", str(tmp_path / "var")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    assert "stopped worker" in down.stderr and "api" in down.stderr  # the launcher itself is gone
+    assert [pid for pid in started if alive(pid)] == []
+    assert not (tmp_path / "var" / "stack.pids").exists()
+    again = subprocess.run(
+        [sys.executable, "-m", "stack", "down", "--var", str(tmp_path / "var")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 0 and "no stack recorded" in again.stderr
