@@ -22,7 +22,7 @@ __all__ = ["app"]
 _real_score_batches = training.scoring.score_batches
 
 
-def _misbehaving_score_batches(pipeline, batches, thresholds, first_rows=None):
+def _misbehaving_score_batches(pipeline, batches, thresholds, *args, **kwargs):
     markers = {record.get("x12") for records in batches for record in records}
     if "__crash__" in markers:
         os._exit(70)
@@ -33,7 +33,7 @@ def _misbehaving_score_batches(pipeline, batches, thresholds, first_rows=None):
         while time.monotonic() < deadline:
             with contextlib.suppress(SoftTimeLimitExceeded):
                 time.sleep(0.1)
-    return _real_score_batches(pipeline, batches, thresholds, first_rows)
+    return _real_score_batches(pipeline, batches, thresholds, *args, **kwargs)
 
 
 # Both chunks of big jobs (score_records) and micro-batches of small ones go through score_batches.
