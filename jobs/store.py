@@ -33,11 +33,12 @@ KICK_TTL_MS = 2_000
 
 
 class StartOutcome(IntEnum):
-    """What `start_chunk` decided: run the chunk, skip it, or the job failed on its retry budget."""
+    """What `start_chunk` decided: run the chunk, skip it, the job failed on its retry budget, or no such chunk."""
 
     RUN = 0
     SKIP = 1
     GAVE_UP = 2
+    NO_SUCH_CHUNK = 3
 
 
 class FinishOutcome(IntEnum):

@@ -1,4 +1,4 @@
-"""kombu's Redis transport, made safe for acknowledgements that arrive after a lost connection.
+"""kombu's Redis transport, made safe for late acknowledgements and for messages it cannot decode.
 
 When Redis goes away, Celery closes the broker connection and kombu detaches it from
 its transport. An ack or reject of a message received on the old connection, by a
@@ -6,23 +6,72 @@ task finishing in that window, then fails inside kombu with an AttributeError th
 Celery treats as unrecoverable: the worker exits (seen in tests/faults, Redis kill -9).
 Raising a connection error instead lets Celery log the failed ack and carry on. The
 message stays unacknowledged, so it is delivered again, and chunks are idempotent.
+
+A message on the queue that is not a JSON envelope, or whose body is not valid base64, fails
+in kombu before Celery sees it, and that too ends the worker; restarted, it would pop the next
+such message and die again. Such a message is dead-lettered here (jobs.deadletter) instead.
 """
 
 from __future__ import annotations
 
+from queue import Empty
 from typing import Any
 
 import redis
 from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+from jobs.deadletter import dead_letter
 
 
 class Channel(kombu_redis.Channel):
-    """A channel that reports a detached connection as a connection error."""
+    """A channel that reports a detached connection as a connection error and drops undecodable messages."""
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection is None or self.connection.client is None:
             raise redis.ConnectionError("the broker connection was closed")
         return super()._connparams(asynchronous=asynchronous)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        # kombu 5.x's own, but for the envelope check: kombu decodes the envelope in the middle of
+        # this method, after BRPOP has taken the message, so a wrapper could not recover it.
+        try:
+            try:
+                dest_item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()  # the next iteration reconnects
+                raise
+            if not dest_item:
+                raise Empty()
+            dest, item = dest_item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            envelope = self._envelope(item)
+            if envelope is not None:
+                self.connection._deliver(envelope, dest)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def _envelope(self, item: bytes) -> dict[str, Any] | None:
+        """Return the decoded envelope of a message, or dead-letter it and return None."""
+        try:
+            envelope = loads(bytes_to_str(item))
+            if not isinstance(envelope, dict) or not isinstance(envelope.get("properties"), dict):
+                raise ValueError("the envelope is not an object with properties")
+            properties = envelope["properties"]
+            if "delivery_tag" not in properties:
+                raise ValueError("the envelope has no delivery tag")
+            if envelope.get("body"):
+                # kombu decodes it again when it builds the message; a chunk message is a few hundred bytes.
+                self.decode_body(envelope["body"], properties.get("body_encoding"))
+        except Exception as exc:  # whatever a stranger pushed: never let it end the worker
+            with self.conn_or_acquire() as client:
+                dead_letter(client, item, "undecodable", f"{type(exc).__name__}: {exc}")
+            return None
+        return envelope
 
 
 class Transport(kombu_redis.Transport):

@@ -14,7 +14,8 @@ from celery.signals import task_failure, worker_process_init, worker_process_shu
 from opentelemetry import trace
 
 from jobs import JobStore
-from jobs.broker import DRAIN, SCORE_CHUNK
+from jobs.broker import DRAIN, SCORE_CHUNK, chunk_args
+from jobs.deadletter import dead_letter
 from jobs.store import StartOutcome
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
@@ -80,11 +81,22 @@ def flush_spans(**_: object) -> None:
 
 
 @shared_task(name=SCORE_CHUNK)
-def score_chunk(job_id: str, chunk: int) -> None:
-    """Score one chunk of a job and record its results; safe to run more than once."""
+def score_chunk(*args: object) -> None:
+    """Score one chunk of a job and record its results; safe to run more than once.
+
+    The arguments are `job_id, chunk`; a message with anything else is dropped, and the job left alone.
+    """
     state = process_state()
     jobs = state.jobs
+    parsed = chunk_args(args)
+    if parsed is None:
+        dead_letter(jobs.client, repr(args)[:1000], "bad_arguments", "score_chunk takes a job id and a chunk number")
+        return
+    job_id, chunk = parsed
     outcome, delivery = jobs.start_chunk(job_id, chunk, state.settings.max_chunk_retries + 1)
+    if outcome == StartOutcome.NO_SUCH_CHUNK:
+        dead_letter(jobs.client, repr(args), "bad_arguments", f"job {job_id} has no chunk {chunk}")
+        return
     if outcome != StartOutcome.RUN or delivery is None:
         return
     job, records = delivery.job, delivery.records
