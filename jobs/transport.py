@@ -14,19 +14,56 @@ such message and die again. Such a message is dead-lettered here (jobs.deadlette
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from queue import Empty
 from typing import Any
 
 import redis
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
+from kombu.utils.json import dumps, loads
 
 from jobs.deadletter import dead_letter
+
+# kombu's record of a delivered message, as one script. Redis at maxmemory (noeviction) refuses only a
+# script's first write, and PERSIST cannot grow memory: the message has just left the queue list, so this
+# moves it rather than adds it.
+_HOLD = """
+redis.call('PERSIST', KEYS[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's QoS, whose record of a delivered message a full Redis does not refuse."""
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        delivery = message.delivery_info
+        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        with self.channel.conn_or_acquire() as client:
+            client.eval(_HOLD, 2, self.unacked_index_key, self.unacked_key, time.time(), delivery_tag, record)
+        virtual.QoS.append(self, message, delivery_tag)
+
+    @contextlib.contextmanager
+    def pipe_or_acquire(self, pipe: Any = None, client: Any = None) -> Iterator[Any]:
+        # kombu acks in MULTI/EXEC, and Redis at maxmemory refuses every command queued in a MULTI, even
+        # ZREM and HDEL: the ack failed and the worker exited. A plain pipeline frees memory as it should.
+        if pipe is not None:
+            yield pipe
+        else:
+            with self.channel.conn_or_acquire(client) as connection:
+                yield connection.pipeline(transaction=False)
 
 
 class Channel(kombu_redis.Channel):
     """A channel that reports a detached connection as a connection error and drops undecodable messages."""
+
+    QoS = QoS
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection is None or self.connection.client is None:

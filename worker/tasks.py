@@ -93,9 +93,20 @@ def score_chunk(*args: object) -> None:
         dead_letter(jobs.client, repr(args)[:1000], "bad_arguments", "score_chunk takes a job id and a chunk number")
         return
     job_id, chunk = parsed
+    try:
+        _score_chunk(state, job_id, chunk)
+    except redis.OutOfMemoryError:
+        # Redis is full. Its scripts refuse a first write whole, so nothing of this delivery was recorded,
+        # and the job keeps its place among the live ones: the watchdog enqueues the chunk again once the
+        # job has stalled, and fails the job at its deadline (which Redis allows however full it is).
+        log.warning("redis is full: chunk %d of job %s is left to the watchdog", chunk, job_id)
+
+
+def _score_chunk(state: ProcessState, job_id: str, chunk: int) -> None:
+    jobs = state.jobs
     outcome, delivery = jobs.start_chunk(job_id, chunk, state.settings.max_chunk_retries + 1)
     if outcome == StartOutcome.NO_SUCH_CHUNK:
-        dead_letter(jobs.client, repr(args), "bad_arguments", f"job {job_id} has no chunk {chunk}")
+        dead_letter(jobs.client, f"[{job_id!r}, {chunk}]", "bad_arguments", f"job {job_id} has no chunk {chunk}")
         return
     if outcome != StartOutcome.RUN or delivery is None:
         return
@@ -128,7 +139,12 @@ def drain(task: Task) -> None:
     """Score the small jobs in line, in micro-batches, until none is left; safe to run more than once."""
     state = process_state()
     budget = state.settings.task_soft_time_limit / 4
-    state.batcher.drain(task.request.id, budget, more=lambda: current_app.send_task(DRAIN))
+    try:
+        state.batcher.drain(task.request.id, budget, more=lambda: current_app.send_task(DRAIN))
+    except redis.OutOfMemoryError:
+        # Redis is full. What this drain took stays leased: the watchdog puts it back in line when the lease
+        # lapses and sends a drain message, or fails each job at its deadline.
+        log.warning("redis is full: the small jobs in line are left to the watchdog")
 
 
 @task_failure.connect
