@@ -71,6 +71,8 @@ class ServiceCollector:
             for (model, status), histogram in sorted(snapshot.job_seconds.items()):
                 buckets = [(floatToGoString(bound), count) for bound, count in histogram.buckets]
                 families["glmq_job_duration_seconds"].add_metric([model, status], buckets, histogram.total)
+            for kind, count in sorted(snapshot.poison.items()):
+                families["glmq_messages_dead_lettered"].add_metric([kind], count)
         try:
             model = svc.serving_model()
         except ApiError:
@@ -91,6 +93,9 @@ def _families() -> dict[str, Metric]:
         GaugeMetricFamily("glmq_model_served", "1 when a model is served.", labels=["name", "version"]),
         CounterMetricFamily("glmq_rows_scored", "Rows scored, per model.", labels=["model"]),
         CounterMetricFamily("glmq_rows_failed", "Rows that got a per-row error instead of a score.", labels=["model"]),
+        CounterMetricFamily(
+            "glmq_messages_dead_lettered", "Broker messages no worker could run, by kind.", labels=["kind"]
+        ),
         HistogramMetricFamily(
             "glmq_job_duration_seconds", "Seconds from a job's submission to its end.", labels=["model", "status"]
         ),

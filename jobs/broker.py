@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,20 @@ QUEUE = "predictions"
 SCORE_CHUNK = "worker.tasks.score_chunk"
 # Scores the small jobs waiting in line (jobs.keys.READY), in micro-batches, until the line is empty.
 DRAIN = "worker.tasks.drain"
+_JOB_ID = re.compile(r"[0-9a-f]{32}")  # JobStore.create's uuid4().hex
+
+
+def chunk_args(args: Sequence[Any]) -> tuple[str, int] | None:
+    """Return a score_chunk message's job id and chunk number, or None when they are not exactly those.
+
+    A chunk number must be an int (not a bool, not 0.0); whether the job has that chunk is the store's to say.
+    """
+    if len(args) != 2:
+        return None
+    job_id, chunk = args
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id) or type(chunk) is not int or chunk < 0:
+        return None
+    return job_id, chunk
 
 
 def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:

@@ -17,9 +17,11 @@ windows) are written in calls of their own, never inside a job's script.
     glmq:deadlines            sorted set: live job ids by deadline, for the watchdog
     glmq:watchdog             the lock that lets one watchdog sweep at a time
     glmq:rate:<caller>:<min>  a caller's submissions in one minute
+    glmq:deadletter           list: broker messages no worker could run, newest first (jobs.deadletter)
     glmq:{stats}:rows         hash: "<model>:scored" and "<model>:failed" -> rows, since Redis was new
     glmq:{stats}:job_seconds  hash: "<model>:<status>:<le>" -> jobs that took at most le seconds (one bucket
                               each, not cumulative) and "<model>:<status>:sum" -> their seconds (jobs.stats)
+    glmq:{stats}:poison       hash: why a message was dead-lettered -> how many were (jobs.deadletter)
     unacked                   kombu's hash of messages delivered to a worker and not yet acknowledged
 """
 
@@ -35,6 +37,8 @@ KICK = f"{PREFIX}:{{batch}}:kick"
 # The service's counts share one hash tag, so one transaction may add to both.
 STATS_ROWS = f"{PREFIX}:{{stats}}:rows"
 STATS_JOB_SECONDS = f"{PREFIX}:{{stats}}:job_seconds"
+STATS_POISON = f"{PREFIX}:{{stats}}:poison"
+DEADLETTER = f"{PREFIX}:deadletter"
 UNACKED = "unacked"  # kombu's name, not ours: read by /metrics, never written by us
 
 

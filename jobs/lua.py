@@ -17,7 +17,7 @@ import redis
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError
 
-NAMES = ("create_job", "start_chunk", "finish_chunk", "fail_job", "mark_ready", "take_ready", "requeue")
+NAMES = ("create_job", "start_chunk", "finish_chunk", "fail_job", "mark_ready", "take_ready", "requeue", "take_lock")
 
 
 class Scripts:

@@ -63,6 +63,7 @@ class Snapshot:
 
     rows: dict[str, RowCount]
     job_seconds: dict[tuple[str, str], Histogram]  # by (model, status)
+    poison: dict[str, int]  # dead-lettered messages, by kind (jobs.deadletter)
 
 
 class Stats:
@@ -91,7 +92,8 @@ class Stats:
         pipe = self.client.pipeline(transaction=True)
         pipe.hgetall(keys.STATS_ROWS)
         pipe.hgetall(keys.STATS_JOB_SECONDS)
-        row_fields, second_fields = pipe.execute()
+        pipe.hgetall(keys.STATS_POISON)
+        row_fields, second_fields, poison = pipe.execute()
         rows: dict[str, dict[str, int]] = {}
         for name, value in row_fields.items():
             model, kind = name.decode().rsplit(":", 1)
@@ -114,4 +116,5 @@ class Stats:
                 )
                 for labels, per_bucket in counts.items()
             },
+            poison={kind.decode(): int(count) for kind, count in poison.items()},
         )

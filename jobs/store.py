@@ -30,14 +30,19 @@ _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 # A drain message is taken as on its way for this long; past it, the next small job sends another,
 # so a lost message delays the line by this much at most.
 KICK_TTL_MS = 2_000
+# New jobs are refused past this share of maxmemory, so that running jobs have room for their results.
+HEADROOM_FRACTION = 0.9
+# INFO is read at most this often per process: the fill level changes slowly next to a request rate.
+MEMORY_CHECK_SECONDS = 1.0
 
 
 class StartOutcome(IntEnum):
-    """What `start_chunk` decided: run the chunk, skip it, or the job failed on its retry budget."""
+    """What `start_chunk` decided: run the chunk, skip it, the job failed on its retry budget, or no such chunk."""
 
     RUN = 0
     SKIP = 1
     GAVE_UP = 2
+    NO_SUCH_CHUNK = 3
 
 
 class FinishOutcome(IntEnum):
@@ -93,6 +98,25 @@ class JobStore:
         self.deadline = deadline_seconds
         self.stats = Stats(client)
         self.scripts = Scripts(client)
+        self._memory_checked = -math.inf
+        self._headroom = True
+
+    def has_headroom(self) -> bool:
+        """Return whether Redis has room for a new job: used memory below HEADROOM_FRACTION of maxmemory.
+
+        Read from INFO at most once a second per store; no maxmemory means always.
+        """
+        now = time.monotonic()
+        if now - self._memory_checked >= MEMORY_CHECK_SECONDS:
+            memory = self.client.info("memory")
+            limit = int(memory.get("maxmemory", 0))
+            self._headroom = not limit or int(memory["used_memory"]) < HEADROOM_FRACTION * limit
+            self._memory_checked = now
+        return self._headroom
+
+    def take_lock(self, key: str, owner: str, seconds: int) -> bool:
+        """Take a lock for `seconds` unless someone holds it, even when Redis is full; see scripts/take_lock.lua."""
+        return bool(self.scripts.run("take_lock", [key], [owner, seconds]))
 
     def create(self, new: NewJob, records: Sequence[Any], small: bool = False) -> tuple[str, bool]:
         """Write the job record and its payload chunks; return the id, and whether to send a drain message.
@@ -100,11 +124,14 @@ class JobStore:
         A big job is in line for no worker yet: the caller enqueues its chunks. A `small` one (a single
         chunk) is put in line for a micro-batch here, and the answer says whether a drain message must
         be sent (none is on its way; see scripts/mark_ready.lua).
+        Raise redis.OutOfMemoryError when Redis is too full to take it (`has_headroom`).
         """
         if len(records) != new.rows:
             raise ValueError(f"the job declares {new.rows} rows but {len(records)} records were given")
         if small and new.chunks != 1:
             raise ValueError(f"a small job has one chunk, not {new.chunks}")
+        if not self.has_headroom():
+            raise redis.OutOfMemoryError("refused: Redis is nearly full, and running jobs need the rest")
         job_id = uuid.uuid4().hex
         now = time.time()
         # One round trip, in an order that leaves nothing unwatched if Redis dies part-way: the deadline

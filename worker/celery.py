@@ -4,3 +4,5 @@ from jobs.broker import make_celery
 from settings import Settings
 
 app = make_celery(Settings.from_env(), include=["worker.tasks"])
+# Messages that cannot become a task are dead-lettered, never fatal (worker/consumer.py).
+app.conf.worker_consumer = "worker.consumer:Consumer"

@@ -14,7 +14,8 @@ from celery.signals import task_failure, worker_process_init, worker_process_shu
 from opentelemetry import trace
 
 from jobs import JobStore
-from jobs.broker import DRAIN, SCORE_CHUNK
+from jobs.broker import DRAIN, SCORE_CHUNK, chunk_args
+from jobs.deadletter import dead_letter
 from jobs.store import StartOutcome
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
@@ -80,11 +81,33 @@ def flush_spans(**_: object) -> None:
 
 
 @shared_task(name=SCORE_CHUNK)
-def score_chunk(job_id: str, chunk: int) -> None:
-    """Score one chunk of a job and record its results; safe to run more than once."""
+def score_chunk(*args: object) -> None:
+    """Score one chunk of a job and record its results; safe to run more than once.
+
+    The arguments are `job_id, chunk`; a message with anything else is dropped, and the job left alone.
+    """
     state = process_state()
     jobs = state.jobs
+    parsed = chunk_args(args)
+    if parsed is None:
+        dead_letter(jobs.client, repr(args)[:1000], "bad_arguments", "score_chunk takes a job id and a chunk number")
+        return
+    job_id, chunk = parsed
+    try:
+        _score_chunk(state, job_id, chunk)
+    except redis.OutOfMemoryError:
+        # Redis is full. Its scripts refuse a first write whole, so nothing of this delivery was recorded,
+        # and the job keeps its place among the live ones: the watchdog enqueues the chunk again once the
+        # job has stalled, and fails the job at its deadline (which Redis allows however full it is).
+        log.warning("redis is full: chunk %d of job %s is left to the watchdog", chunk, job_id)
+
+
+def _score_chunk(state: ProcessState, job_id: str, chunk: int) -> None:
+    jobs = state.jobs
     outcome, delivery = jobs.start_chunk(job_id, chunk, state.settings.max_chunk_retries + 1)
+    if outcome == StartOutcome.NO_SUCH_CHUNK:
+        dead_letter(jobs.client, f"[{job_id!r}, {chunk}]", "bad_arguments", f"job {job_id} has no chunk {chunk}")
+        return
     if outcome != StartOutcome.RUN or delivery is None:
         return
     job, records = delivery.job, delivery.records
@@ -116,7 +139,12 @@ def drain(task: Task) -> None:
     """Score the small jobs in line, in micro-batches, until none is left; safe to run more than once."""
     state = process_state()
     budget = state.settings.task_soft_time_limit / 4
-    state.batcher.drain(task.request.id, budget, more=lambda: current_app.send_task(DRAIN))
+    try:
+        state.batcher.drain(task.request.id, budget, more=lambda: current_app.send_task(DRAIN))
+    except redis.OutOfMemoryError:
+        # Redis is full. What this drain took stays leased: the watchdog puts it back in line when the lease
+        # lapses and sends a drain message, or fails each job at its deadline.
+        log.warning("redis is full: the small jobs in line are left to the watchdog")
 
 
 @task_failure.connect

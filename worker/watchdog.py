@@ -14,10 +14,12 @@ and a drain message is sent whenever small jobs wait in line with none on its wa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import redis
 from celery import Celery
@@ -32,10 +34,15 @@ log = logging.getLogger(__name__)
 def sweep(jobs: JobStore, app: Celery, stall_seconds: float, now: float | None = None) -> dict[str, int]:
     """Fail overdue jobs and re-drive those without progress for `stall_seconds`; return what was done."""
     now = time.time() if now is None else now
-    counts = {"failed": 0, "redriven": 0, "forgotten": 0, "requeued": jobs.requeue_lapsed(now)}
+    counts = {"failed": 0, "redriven": 0, "forgotten": 0, "requeued": 0}
+    # A full Redis refuses what grows memory: the steps that need some wait for the next sweep, while
+    # overdue jobs are still failed (which frees memory).
+    with _unless_full("put lapsed small jobs back in line"):
+        counts["requeued"] = jobs.requeue_lapsed(now)
     waiting, kicked = jobs.ready_backlog()
     if waiting and not kicked:  # a drain message was lost, or its worker died: send another
-        app.send_task(DRAIN)
+        with _unless_full("send a drain message"):
+            app.send_task(DRAIN)
     backlog = queue_depth(app) + waiting
     for job_id, deadline in jobs.live():
         job = jobs.get(job_id)
@@ -46,13 +53,22 @@ def sweep(jobs: JobStore, app: Celery, stall_seconds: float, now: float | None =
             reason = f"deadline exceeded: {job.rows_done} of {job.rows} rows scored"
             counts["failed"] += jobs.fail(job_id, reason)
         elif backlog == 0 and now - job.heartbeat >= stall_seconds:
-            pending = jobs.pending_chunks(job_id, job.chunks)
-            jobs.touch(job_id)
-            for chunk in pending:
-                app.send_task(SCORE_CHUNK, args=[job_id, chunk])
-            log.warning("re-drove %d chunk(s) of stalled job %s", len(pending), job_id)
-            counts["redriven"] += 1
+            with _unless_full(f"re-drive job {job_id}"):
+                pending = jobs.pending_chunks(job_id, job.chunks)
+                jobs.touch(job_id)
+                for chunk in pending:
+                    app.send_task(SCORE_CHUNK, args=[job_id, chunk])
+                log.warning("re-drove %d chunk(s) of stalled job %s", len(pending), job_id)
+                counts["redriven"] += 1
     return counts
+
+
+@contextlib.contextmanager
+def _unless_full(what: str) -> Iterator[None]:
+    try:
+        yield
+    except redis.OutOfMemoryError:
+        log.warning("redis is full: could not %s; the next sweep tries again", what)
 
 
 class Watchdog(threading.Thread):
@@ -72,7 +88,7 @@ class Watchdog(threading.Thread):
     def run(self) -> None:
         while not self._stopped.wait(self.interval):
             try:
-                if self.jobs.client.set(self.LOCK, self.identity, nx=True, ex=max(1, int(self.interval))):
+                if self.jobs.take_lock(self.LOCK, self.identity, max(1, int(self.interval))):
                     counts = sweep(self.jobs, self.app, self.stall_seconds)
                     if any(counts.values()):
                         log.info("watchdog sweep: %s", counts)

@@ -5,6 +5,9 @@ local job = KEYS[1]
 if redis.call('EXISTS', job) == 0 then return 0 end
 local status = redis.call('HGET', job, 'status')
 if status == 'succeeded' or status == 'failed' then return 0 end
+-- A write that cannot grow memory comes first: Redis at maxmemory (noeviction) refuses only a script's
+-- first write, so a job can always be failed, and its deadline kept, however full Redis is.
+redis.call('HDEL', job, 'heartbeat')
 redis.call('HSET', job, 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2], 'error_code', ARGV[3])
 redis.call('RPUSH', KEYS[2], '1')
 redis.call('EXPIRE', KEYS[2], ARGV[4])

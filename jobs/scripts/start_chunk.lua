@@ -1,9 +1,16 @@
 -- Starts one delivery of a chunk, and reads what the worker needs to run it, in one round trip.
 -- KEYS: job, attempts, done, payload, ended (all of one job).  ARGV: chunk, max deliveries, now (ISO), ttl, heartbeat.
 -- Returns {0, job hash, payload} to go on; {1} when the job is gone, finished or the chunk done (skip);
--- {2} when this delivery exceeds the retry budget (the job is failed here).
+-- {2} when this delivery exceeds the retry budget (the job is failed here);
+-- {3} when the job has no such chunk (a crafted message: the job is left untouched).
 local job = KEYS[1]
 if redis.call('EXISTS', job) == 0 then return {1} end
+local chunk = tonumber(ARGV[1])
+local chunks = tonumber(redis.call('HGET', job, 'chunks'))
+if not chunk or not chunks or chunk ~= math.floor(chunk) or chunk < 0 or chunk >= chunks
+   or tostring(chunk) ~= ARGV[1] then
+  return {3}
+end
 local status = redis.call('HGET', job, 'status')
 if status == 'succeeded' or status == 'failed' then return {1} end
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return {1} end

@@ -201,3 +201,13 @@ def test_a_holder_knows_its_batch_and_a_requeued_batch_runs_one_job_at_a_time(jo
 def test_a_job_of_several_chunks_cannot_be_small(jobs: JobStore, new_job: NewJob) -> None:
     with pytest.raises(ValueError, match="one chunk, not 3"):
         jobs.create(new_job, RECORDS, small=True)
+
+
+@pytest.mark.parametrize("chunk", [3, 99, -1, 0.0])
+def test_a_chunk_the_job_does_not_have_leaves_the_job_untouched(jobs: JobStore, new_job: NewJob, chunk) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    before = jobs.client.hgetall(keys.job(job_id))
+    assert jobs.start_chunk(job_id, chunk, max_deliveries=3) == (StartOutcome.NO_SUCH_CHUNK, None)
+    assert jobs.client.hgetall(keys.job(job_id)) == before
+    assert not jobs.client.exists(keys.attempts(job_id))
+    assert jobs.start_chunk(job_id, 2, max_deliveries=3)[0] == StartOutcome.RUN
