@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 from flask import Request
 
+from api.bodies import refuse
 from api.errors import ApiError
 from api.fields import UnknownFields, mark_unknown, sample_unknown
 from model_store import NAME_PATTERN
@@ -128,12 +129,12 @@ def decode_records(body: bytes, decoders: RecordDecoders) -> list[Any]:
 
 
 def _read_body(request: Request, max_bytes: int) -> bytes:
-    if request.content_length is not None:  # Werkzeug has already refused a declared excess
+    if request.content_length is not None:  # api.bodies has already refused a declared excess
         return request.get_data(cache=False)
     # A chunked body declares no length: read one byte past the limit to see if it is over.
     body = request.environ["wsgi.input"].read(max_bytes + 1)
     if len(body) > max_bytes:
-        raise ApiError(413, "body_too_large", f"The body exceeds {max_bytes} bytes.")
+        raise refuse(max_bytes)
     return body
 
 
