@@ -60,6 +60,8 @@ class Settings:
     port: int = 1313
     max_batch_rows: int = 100_000
     max_body_bytes: int = 256 * 1024 * 1024
+    # A longer value of a model field is not stored: its row gets an error in its place (api/values.py).
+    max_field_chars: int = 256
     chunk_rows: int = 5_000
     # Jobs of at most small_job_rows rows are micro-batched: a worker scores many of them, from any
     # client, in one pipeline call of at most batch_max_rows rows. 0 turns micro-batching off.

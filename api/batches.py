@@ -23,6 +23,7 @@ from flask import Request
 from api.bodies import refuse
 from api.errors import ApiError
 from api.fields import UnknownFields, mark_unknown, sample_unknown
+from api.values import cap_values
 from model_store import NAME_PATTERN
 
 RawValue = Annotated[
@@ -74,11 +75,17 @@ class Batch:
 
 
 def parse_batch(
-    request: Request, fields: tuple[str, ...], max_rows: int, max_bytes: int, strict: bool = False
+    request: Request,
+    fields: tuple[str, ...],
+    max_rows: int,
+    max_bytes: int,
+    strict: bool = False,
+    max_chars: int | None = None,
 ) -> Batch:
     """Return the request's records, one object or a list of 1 to `max_rows` objects, and their unknown fields.
 
     With `strict`, every row's unknown field names are kept in its record, for the worker to refuse.
+    A value longer than `max_chars` is replaced by a marker that its row's result reports.
     """
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send the records as Content-Type: application/json.")
@@ -96,6 +103,8 @@ def parse_batch(
             f"At most {max_rows} records per request.",
             {"rows": len(records), "max_rows": max_rows},
         )
+    if max_chars is not None:
+        cap_values(records, len(fields), max_chars)
     if strict:
         return Batch(*mark_unknown(body, records, fields))
     return Batch(records, sample_unknown(body, fields))
