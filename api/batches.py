@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from flask import Request
 from api.bodies import refuse
 from api.errors import ApiError
 from api.fields import UnknownFields, mark_unknown, sample_unknown
+from api.numbers import decimal, integer
 from api.values import cap_values
 from model_store import NAME_PATTERN
 
@@ -265,11 +265,8 @@ def parse_threshold(raw: str | None) -> float | None:
     """Return the client's cutoff from the query string, if any, checked to lie in [0, 1]."""
     if raw is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
+    value = decimal(raw)
+    if value is None or not 0.0 <= value <= 1.0:
         raise ApiError(422, "invalid_threshold", "threshold must be a number between 0 and 1.", {"threshold": raw})
     return value
 
@@ -287,9 +284,10 @@ def parse_version(raw: str | None) -> int | None:
     """Return the model version a client pins in the query string, if any, checked to be a whole number."""
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+    value = integer(raw)
+    if value is None or value < 1:
         raise ApiError(422, "invalid_version", "version must be a whole number of at least 1.", {"version": raw})
-    return int(raw)
+    return value
 
 
 _MODEL_NAME = re.compile(NAME_PATTERN)
@@ -316,11 +314,8 @@ def parse_page(offset: str | None, limit: str | None) -> tuple[int, int | None] 
 def _count(name: str, raw: str | None, minimum: int) -> int | None:
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
+    value = integer(raw)
+    if value is None or value < minimum:
         raise ApiError(422, "invalid_page", f"{name} must be a whole number of at least {minimum}.", {name: raw})
     return value
 

@@ -31,7 +31,7 @@ def test_a_value_over_the_cap_is_replaced_and_the_others_kept() -> None:
         {"x12": "$1.00", "x5": "m" * 8},
         {"x12": marker, "x5": "monday"},
         {"x12": marker, "x5": {"k": 1}},
-        {"x12": 12345678901234},
+        {"x12": 12345678901234, "x5": None},
     ]
     assert replaced == 2
 
