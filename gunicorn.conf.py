@@ -48,7 +48,10 @@ graceful_timeout = 30
 # (nginx, a cloud load balancer) in front: it hands gunicorn whole requests.
 keepalive = 5
 
+# The access log, without the query string: a key put in the URL by mistake (?api_key=...) must not
+# land in the log. %(U)s is the path alone; the referer is left out for the same reason.
 accesslog = "-"
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
 
 # gunicornc is not used here, and its socket's default path ($HOME/.gunicorn/gunicorn.ctl) is shared
 # by every gunicorn of a user, so parallel servers (tests, benchmarks) would take it from each other.
@@ -73,3 +76,10 @@ def post_request(worker, req, environ, resp):
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     if _malloc_trim is not None and (large or chunked or (resp is not None and resp.sent > LARGE_BYTES)):
         _malloc_trim(0)
+
+
+def post_worker_init(worker):
+    """Answer gunicorn's own errors (a request line over 4 KiB, bad headers) in the API's JSON shape."""
+    from api import server
+
+    server.install()

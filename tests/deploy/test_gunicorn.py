@@ -62,3 +62,10 @@ def test_the_environment_sets_port_workers_and_threads_and_gunicorn_cmd_args_the
     assert settings["bind"] == "['0.0.0.0:8123']"
     assert (settings["workers"], settings["keepalive"]) == ("3", "75")
     assert int(settings["threads"]) > 20
+
+
+def test_no_control_socket_and_a_bounded_process_lifetime(contract):
+    # gunicorn 27's control socket sits at one path per user, shared by every server of that user.
+    assert contract["control_socket_disable"] == "True"
+    assert int(contract["max_requests"]) > 0 and int(contract["max_requests_jitter"]) > 0
+    assert "%(r)s" not in contract["access_log_format"] and "%(q)s" not in contract["access_log_format"]
