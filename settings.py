@@ -75,8 +75,8 @@ class Settings:
     max_chunk_retries: int = 3
     watchdog_interval_seconds: int = 10
     stall_seconds: int = 30
-    # Requests of one API process that may wait (?wait=) at once; keep it below the server's threads,
-    # so that requests which do not wait always find one (gunicorn.conf.py).
+    # Requests of one API process that may wait (?wait=) at once, each holding a Redis connection of
+    # its own for up to 30 s (api/waiting.py); past it, a request answers at once.
     max_waiters: int = 12
     api_keys: tuple[Secret, ...] = ()
     rate_limit_per_minute: int = 0
