@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-# At most 18 digits: int() refuses over 4,300, and no count here comes near 10**18.
-_INTEGER = re.compile(r"[0-9]{1,18}")
-# What repr(float) writes, e.g. 0.5, 30.0, 1e-05; no sign, no underscore, no nan or inf.
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+# int() refuses more digits than 4,300 (Python's guard against quadratic conversion).
+_INTEGER = re.compile(r"[0-9]{1,4300}")
+# What repr(float) writes, e.g. 0.5, 30.0, 1e-05, -0.0; no plus sign, underscore, nan or inf.
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
 def integer(raw: str) -> int | None:

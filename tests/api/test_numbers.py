@@ -7,7 +7,7 @@ import pytest
 from api.numbers import decimal, integer
 from tests.api.test_routes import RECORD, post
 
-LOOSE = ["5_000", "+5", " 5", "5 ", "\u0665", "\uff15", "0x5", "", "-0"]
+LOOSE = ["5_000", "+5", " 5", "5 ", "\u0665", "\uff15", "0x5", "", "--5"]
 
 
 @pytest.mark.parametrize("raw", LOOSE)
@@ -18,8 +18,10 @@ def test_loose_spellings_are_not_numbers(raw: str) -> None:
 
 
 def test_plain_spellings_are() -> None:
-    assert (integer("0"), integer("5000"), integer("9" * 18), integer("9" * 19)) == (0, 5000, 10**18 - 1, None)
-    assert [decimal(raw) for raw in ("0.5", "1", "30.0", "1e-05", "2.5E+1")] == [0.5, 1.0, 30.0, 1e-05, 25.0]
+    assert (integer("0"), integer("5000"), integer("9" * 30), integer("9" * 4301)) == (0, 5000, 10**30 - 1, None)
+    plain = ("0.5", "1", "30.0", "1e-05", "2.5E+1", "-0.0")
+    assert [decimal(raw) for raw in plain] == [0.5, 1.0, 30.0, 1e-05, 25.0, 0.0]
+    assert integer("-1") is None  # no count is negative; a negative decimal is refused by its range
     assert [decimal(raw) for raw in ("nan", "inf", "infinity", ".5", "5.", "1e", "1_0.5")] == [None] * 7
 
 
