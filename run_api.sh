@@ -26,16 +26,18 @@ random_hex() {
 prepare_env() {
     [[ ! -f .env ]] || return 0
     [[ -f .env.example ]] || fail ".env.example is missing"
-    local redis_password flower_auth
+    local redis_password flower_auth api_key
     redis_password="$(random_hex 24)"
     flower_auth="admin:$(random_hex 12)"
+    api_key="$(random_hex 24)"
     (
         umask 077
         sed -e "s/^REDIS_PASSWORD=.*/REDIS_PASSWORD=${redis_password}/" \
             -e "s/^FLOWER_BASIC_AUTH=.*/FLOWER_BASIC_AUTH=${flower_auth}/" \
+            -e "s/^# API_KEYS=.*/API_KEYS=${api_key}/" \
             .env.example > .env
     )
-    echo "created .env with a random REDIS_PASSWORD and FLOWER_BASIC_AUTH (Flower's login is in .env)"
+    echo "created .env with a random REDIS_PASSWORD, FLOWER_BASIC_AUTH and API key (API_KEYS); all are in .env"
 }
 
 # --env-only: prepare .env for a plain `docker compose up`, and stop there.
@@ -71,7 +73,7 @@ Submit one record or a JSON list of records; the answer carries a task_id:
 Ask for the status, and the results once it has succeeded:
   curl ${base}/tasks/<task_id>
 
-With API_KEYS set in .env, add -H 'Authorization: Bearer <key>' to both.
+With API_KEYS set in .env (a first run sets one), add -H 'Authorization: Bearer <key>' to both.
 Logs: docker compose logs -f    Stop: docker compose down
 EOF
         exit 0

@@ -60,6 +60,8 @@ class Settings:
     port: int = 1313
     max_batch_rows: int = 100_000
     max_body_bytes: int = 256 * 1024 * 1024
+    # A longer value of a model field is not stored: its row gets an error in its place (api/values.py).
+    max_field_chars: int = 256
     chunk_rows: int = 5_000
     # Jobs of at most small_job_rows rows are micro-batched: a worker scores many of them, from any
     # client, in one pipeline call of at most batch_max_rows rows. 0 turns micro-batching off.
@@ -73,8 +75,8 @@ class Settings:
     max_chunk_retries: int = 3
     watchdog_interval_seconds: int = 10
     stall_seconds: int = 30
-    # Requests of one API process that may wait (?wait=) at once; keep it below the server's threads,
-    # so that requests which do not wait always find one (gunicorn.conf.py).
+    # Requests of one API process that may wait (?wait=) at once, each holding a Redis connection of
+    # its own for up to 30 s (api/waiting.py); past it, a request answers at once.
     max_waiters: int = 12
     api_keys: tuple[Secret, ...] = ()
     rate_limit_per_minute: int = 0

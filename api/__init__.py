@@ -7,7 +7,7 @@ import logging
 import redis
 from flask import Flask
 
-from api import docs, errors, metrics, params, probes, routes
+from api import bodies, docs, errors, metrics, params, probes, routes
 from api.services import Services
 from api.waiting import Waiters
 from jobs import JobStore
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     errors.init_app(app)
     metrics.init_app(app)  # app-wide hooks run before the blueprint's guard, so refused requests are timed too
+    bodies.init_app(app)  # after metrics: a refused body is timed too
     params.init_app(app)  # after the timer starts, so a refused parameter is timed too
     app.register_blueprint(routes.bp)  # behind the API key guard
     app.register_blueprint(probes.bp)

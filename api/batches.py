@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +19,11 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 from flask import Request
 
+from api.bodies import refuse
 from api.errors import ApiError
 from api.fields import UnknownFields, mark_unknown, sample_unknown
+from api.numbers import decimal, integer
+from api.values import cap_values
 from model_store import NAME_PATTERN
 
 RawValue = Annotated[
@@ -73,11 +75,17 @@ class Batch:
 
 
 def parse_batch(
-    request: Request, fields: tuple[str, ...], max_rows: int, max_bytes: int, strict: bool = False
+    request: Request,
+    fields: tuple[str, ...],
+    max_rows: int,
+    max_bytes: int,
+    strict: bool = False,
+    max_chars: int | None = None,
 ) -> Batch:
     """Return the request's records, one object or a list of 1 to `max_rows` objects, and their unknown fields.
 
     With `strict`, every row's unknown field names are kept in its record, for the worker to refuse.
+    A value longer than `max_chars` is replaced by a marker that its row's result reports.
     """
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send the records as Content-Type: application/json.")
@@ -95,6 +103,8 @@ def parse_batch(
             f"At most {max_rows} records per request.",
             {"rows": len(records), "max_rows": max_rows},
         )
+    if max_chars is not None:
+        cap_values(records, len(fields), max_chars)
     if strict:
         return Batch(*mark_unknown(body, records, fields))
     return Batch(records, sample_unknown(body, fields))
@@ -128,12 +138,12 @@ def decode_records(body: bytes, decoders: RecordDecoders) -> list[Any]:
 
 
 def _read_body(request: Request, max_bytes: int) -> bytes:
-    if request.content_length is not None:  # Werkzeug has already refused a declared excess
+    if request.content_length is not None:  # api.bodies has already refused a declared excess
         return request.get_data(cache=False)
     # A chunked body declares no length: read one byte past the limit to see if it is over.
     body = request.environ["wsgi.input"].read(max_bytes + 1)
     if len(body) > max_bytes:
-        raise ApiError(413, "body_too_large", f"The body exceeds {max_bytes} bytes.")
+        raise refuse(max_bytes)
     return body
 
 
@@ -255,11 +265,8 @@ def parse_threshold(raw: str | None) -> float | None:
     """Return the client's cutoff from the query string, if any, checked to lie in [0, 1]."""
     if raw is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
+    value = decimal(raw)
+    if value is None or not 0.0 <= value <= 1.0:
         raise ApiError(422, "invalid_threshold", "threshold must be a number between 0 and 1.", {"threshold": raw})
     return value
 
@@ -277,9 +284,10 @@ def parse_version(raw: str | None) -> int | None:
     """Return the model version a client pins in the query string, if any, checked to be a whole number."""
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+    value = integer(raw)
+    if value is None or value < 1:
         raise ApiError(422, "invalid_version", "version must be a whole number of at least 1.", {"version": raw})
-    return int(raw)
+    return value
 
 
 _MODEL_NAME = re.compile(NAME_PATTERN)
@@ -306,11 +314,8 @@ def parse_page(offset: str | None, limit: str | None) -> tuple[int, int | None] 
 def _count(name: str, raw: str | None, minimum: int) -> int | None:
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
+    value = integer(raw)
+    if value is None or value < minimum:
         raise ApiError(422, "invalid_page", f"{name} must be a whole number of at least {minimum}.", {name: raw})
     return value
 

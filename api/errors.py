@@ -29,9 +29,12 @@ HTTP_CODES = {
     413: "body_too_large",
     414: "uri_too_long",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     422: "unprocessable",
     429: "rate_limited",
     431: "headers_too_large",
+    500: "internal_error",
+    501: "not_implemented",
 }
 
 

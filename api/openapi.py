@@ -71,6 +71,7 @@ def build_spec(
                         "202": _answer(Accepted, "Accepted; poll the Location.", location),
                         **_errors(400, 401, 413, 415, 422, 429),
                         "404": _answer(Error, "model_not_found or version_not_found"),
+                        "500": _answer(Error, "model_invalid: the serving version is broken; retrying will not help"),
                         "503": _answer(Error, "redis_unavailable, redis_full or model_unavailable"),
                     },
                 }
@@ -122,6 +123,7 @@ def build_spec(
                     "responses": {
                         "200": _answer(Ready, "Redis answers and a model is served: a job would be accepted."),
                         "422": unknown,
+                        "500": _answer(Error, "model_invalid"),
                         "503": _answer(Error, "redis_unavailable or model_unavailable"),
                     },
                 }

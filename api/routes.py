@@ -35,7 +35,9 @@ def predict() -> Response:
     wait = parse_wait(request.args.get("wait"))
     strict = parse_strict(request.args.get("strict"))
     settings = svc.settings
-    batch = parse_batch(request, model.input_fields, settings.max_batch_rows, settings.max_body_bytes, strict)
+    batch = parse_batch(
+        request, model.input_fields, settings.max_batch_rows, settings.max_body_bytes, strict, settings.max_field_chars
+    )
     records, unknown = batch.records, batch.unknown
     override = parse_threshold(request.args.get("threshold"))
     threshold = model.threshold if override is None else override

@@ -43,8 +43,10 @@ class Services:
     def serving_model(self, requested: str | None = None, pinned: int | None = None) -> ServingModel:
         """Return the current version of a model (the configured one by default), or the `pinned` one, unloaded.
 
-        A model or version the client named and the store does not hold is the client's error (404);
-        the configured model missing is the service's (503).
+        A model or version the client named and the store does not hold is the client's error (404). The
+        configured model not served yet, or a store that cannot be read now, may heal: 503 with
+        Retry-After. A broken version will not heal by retrying: 500. The cause goes to the log only,
+        since it names files of the server.
         """
         name = requested or self.settings.model_name
         try:
@@ -52,12 +54,19 @@ class Services:
             if version is None and requested:
                 raise ApiError(404, "model_not_found", f"No version of model {name!r} is served.", {"model": name})
             if version is None:
-                raise ModelStoreError(f"no version of {name!r} is promoted")
+                log.warning("model %r: no version is promoted", name)
+                raise _unavailable(name)
             manifest = self.models.manifest(name, version)
             threshold = float(manifest["threshold"])
             fields = tuple(manifest["input_fields"])
-        except (ModelStoreError, KeyError, ValueError, OSError) as exc:
-            raise ApiError(503, "model_unavailable", f"No model is being served: {exc}") from None
+        except OSError as exc:
+            log.warning("model %r cannot be read: %s", name, exc)
+            raise _unavailable(name) from None
+        except (ModelStoreError, KeyError, ValueError, TypeError) as exc:
+            log.error("model %r cannot be served: %s: %s", name, type(exc).__name__, exc)
+            raise ApiError(
+                500, "model_invalid", f"The serving version of model {name!r} is broken; it has been logged."
+            ) from None
         return ServingModel(name, version, threshold, fields)
 
     def catalog(self) -> list[tuple[str, int | None, list[dict[str, Any]]]]:
@@ -84,6 +93,13 @@ class Services:
                 "model_not_found", f"No version of model {name!r} is stored")  # fmt: skip
             raise ApiError(404, code, f"{what}.", details)
         return version
+
+
+def _unavailable(name: str) -> ApiError:
+    return ApiError(
+        503, "model_unavailable", f"Model {name!r} is not being served yet; retry shortly.",
+        headers={"Retry-After": "5"},
+    )  # fmt: skip
 
 
 def services() -> Services:

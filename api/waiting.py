@@ -7,12 +7,12 @@ find a thread; past the bound, a request that asked to wait is answered at once,
 
 from __future__ import annotations
 
-import math
 import threading
 
 import redis
 
 from api.errors import ApiError
+from api.numbers import decimal
 from jobs import JobStore
 
 MAX_WAIT_SECONDS = 30.0
@@ -22,11 +22,8 @@ def parse_wait(raw: str | None) -> float | None:
     """Return the seconds a request may wait for its job to end, checked to lie in (0, 30]."""
     if raw is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0.0 < value <= MAX_WAIT_SECONDS:
+    value = decimal(raw)
+    if value is None or not 0.0 < value <= MAX_WAIT_SECONDS:
         raise ApiError(
             422, "invalid_wait", f"wait must be a number of seconds above 0 and at most {MAX_WAIT_SECONDS:g}.",
             {"wait": raw},

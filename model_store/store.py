@@ -140,13 +140,18 @@ class ModelStore:
         """Check every file against the manifest and the runtime; return the manifest."""
         manifest = self.manifest(name, version)
         folder = self.folder(name, version)
-        for filename, expected in manifest.get("files", {}).items():
-            path = folder / filename
+        files = manifest.get("files", {})
+        if not isinstance(files, dict):
+            raise IntegrityError(f"{name!r} v{version}: the manifest's files are not a mapping")
+        for filename, expected in files.items():
+            path = _inside(folder, filename)
+            if path is None:
+                raise IntegrityError(f"{name!r} v{version}: {filename!r} is not a file of the version folder")
             if not path.is_file():
                 raise IntegrityError(f"{name!r} v{version}: {filename} is missing")
             if _sha256(path) != expected:
                 raise IntegrityError(f"{name!r} v{version}: checksum mismatch for {filename}")
-        if ARTIFACT not in manifest.get("files", {}):
+        if ARTIFACT not in files:
             raise IntegrityError(f"{name!r} v{version}: manifest lists no {ARTIFACT}")
         trained_with, installed = manifest.get("sklearn_version", ""), metadata.version("scikit-learn")
         if _minor(trained_with) != _minor(installed):
@@ -173,6 +178,20 @@ class ModelStore:
         if not _NAME.fullmatch(name):
             raise ValueError(f"invalid model name {name!r}")
         return self.root / name / "versions"
+
+
+def _inside(folder: Path, filename: object) -> Path | None:
+    """Return the path of a file the manifest names, or None if it is anything but a plain file name there.
+
+    A manifest is data: a name such as '../../etc/passwd', an absolute path, or a link leading out
+    of the folder must not make verification read (or vouch for) a file elsewhere.
+    """
+    if not isinstance(filename, str) or filename in ("", ".", "..") or Path(filename).name != filename:
+        return None
+    path = folder / filename
+    if path.resolve().parent != folder.resolve():
+        return None
+    return path
 
 
 def _sha256(path: Path) -> str:

@@ -16,6 +16,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 MISSING_TOKENS = ("", "nan", "null", "none", "na", "n/a")
+# The API stores {TOO_LONG: n} in place of a value longer than n characters (api/values.py).
+TOO_LONG = "$too_long"
 _PLAIN_NUMBER_TYPES = frozenset({float, int, type(None)})
 # Money and percent decorations; "(" becomes a minus sign, as accounting writes negatives.
 _UNDECORATE = str.maketrans({"$": None, ",": None, ")": None, "%": None, " ": None, "(": "-"})
@@ -74,7 +76,7 @@ def _parse_texts(raw: Sequence[Any], kinds: set[type]) -> tuple[np.ndarray, dict
                 texts.append(_number_text(value))
             else:
                 if value is not None:
-                    errors[row] = f"expected a number, got {_json_type(value)}"
+                    errors[row] = _too_long(value) or f"expected a number, got {_json_type(value)}"
                 texts.append("")
     values, failed = _parse_decorated(texts)
     for row in failed:
@@ -130,11 +132,18 @@ def _normalize_level(value: Any) -> str | _BadLevel | None:
     if value is None or (isinstance(value, float) and value != value):
         return None
     if not isinstance(value, str):
-        return _BadLevel(f"expected a string, got {_json_type(value)}")
+        return _BadLevel(_too_long(value) or f"expected a string, got {_json_type(value)}")
     text = value.strip()
     if text.lower() in MISSING_TOKENS:
         return None
     return value if text == value else text
+
+
+def _too_long(value: object) -> str | None:
+    """Return the message of the API's marker for a value it did not store, if `value` is one."""
+    if type(value) is dict and len(value) == 1 and type(value.get(TOO_LONG)) is int:
+        return f"longer than {value[TOO_LONG]} characters"
+    return None
 
 
 def _json_type(value: object) -> str:

@@ -227,7 +227,25 @@ def test_no_serving_model_is_503(settings, tmp_path) -> None:
     for response in (post(client, RECORD), client.get("/ready")):
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == "model_unavailable"
+        assert response.headers["Retry-After"]  # it heals once a version is promoted
+        assert str(tmp_path) not in response.get_data(as_text=True)
     assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("manifest", ["{not json", '{"threshold": 0.5}', '{"threshold": "x", "input_fields": []}'])
+def test_a_broken_serving_version_is_500_without_retry_after_or_internals(settings, tmp_path, manifest) -> None:
+    from dataclasses import replace
+
+    version = tmp_path / "glm26" / "versions" / "1"
+    version.mkdir(parents=True)
+    (version / "manifest.json").write_text(manifest)
+    (tmp_path / "glm26" / "current").write_text("1\n")
+    client = create_app(replace(settings, model_store_dir=tmp_path)).test_client()
+    for response in (post(client, RECORD), client.get("/ready")):
+        assert (response.status_code, response.get_json()["error"]["code"]) == (500, "model_invalid")
+        assert "Retry-After" not in response.headers  # retrying will not mend it
+        text = response.get_data(as_text=True)
+        assert str(tmp_path) not in text and "manifest" not in text and "Error" not in text
 
 
 def test_a_model_can_be_named_and_an_unknown_one_is_404(client) -> None:

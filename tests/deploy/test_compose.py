@@ -16,7 +16,7 @@ from tests.deploy.parsing import MissingVariableError, gunicorn_settings, interp
 
 APP_SERVICES = ("model-init", "api", "worker")
 # Variables compose interpolates that are not settings: they build values, never reach the app as such.
-COMPOSE_ONLY = {"REDIS_PASSWORD", "FLOWER_BASIC_AUTH"}
+COMPOSE_ONLY = {"REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "API_HOST"}
 REQUIRED_PASSWORD = re.compile(r"\$\{REDIS_PASSWORD:\?[^}]*\}")
 
 
@@ -158,7 +158,13 @@ def test_api_is_published_on_the_port_it_binds(services, shared_env):
     env = {**os.environ, **resolved_env(shared_env, {"REDIS_PASSWORD": "pw"})}
     env.pop("GUNICORN_CMD_ARGS", None)
     assert gunicorn_settings(argv(services["api"]["command"]), env)["bind"] == f"['0.0.0.0:{API_PORT}']"
-    assert services["api"]["ports"] == [f"${{PORT:-{API_PORT}}}:{API_PORT}"]
+    assert services["api"]["ports"] == [f"${{API_HOST:-127.0.0.1}}:${{PORT:-{API_PORT}}}:{API_PORT}"]
+
+
+def test_api_is_published_on_loopback_unless_told_otherwise(services):
+    (published,) = services["api"]["ports"]
+    assert interpolate(published, {}) == f"127.0.0.1:{API_PORT}:{API_PORT}"
+    assert interpolate(published, {"API_HOST": "0.0.0.0", "PORT": "8080"}) == f"0.0.0.0:8080:{API_PORT}"
 
 
 def test_worker_can_be_scaled(services):

@@ -49,5 +49,6 @@ def test_every_variable_has_a_comment_above_it(assigned, optional):
 
 def test_listed_values_are_the_settings_defaults(optional):
     from_example, defaults = Settings.from_env(optional), Settings()
-    differing = {name for name in optional if getattr(from_example, name.lower()) != getattr(defaults, name.lower())}
+    settings = {name for name in optional if name != "API_HOST"}  # API_HOST is compose's, not the app's
+    differing = {name for name in settings if getattr(from_example, name.lower()) != getattr(defaults, name.lower())}
     assert differing == set()

@@ -33,14 +33,15 @@ def test_the_config_is_in_the_repository_root():
 
 def test_the_contract_command_picks_the_config_up_by_itself(contract):
     # gunicorn's own defaults are one sync worker on 127.0.0.1:8000 with no access log.
-    assert contract["worker_class"] == "gthread"
+    assert contract["worker_class"] == "gevent"
     assert contract["bind"] == f"['0.0.0.0:{API_PORT}']"
     assert contract["accesslog"] == "-"
 
 
-def test_waiting_requests_never_take_every_thread(contract):
-    # api.waiting bounds the requests that may wait at MAX_WAITERS per process, for up to 30 s each.
-    assert int(contract["threads"]) > Settings().max_waiters
+def test_slow_clients_cost_greenlets_under_a_bound(contract):
+    # A connection is a greenlet; waiters (MAX_WAITERS per process) and slow clients hold no thread.
+    assert contract["worker_class"] == "gevent"
+    assert Settings().max_waiters < int(contract["worker_connections"]) <= 10_000
 
 
 def test_the_launchers_command_runs_with_the_same_settings(contract, clean_env):
@@ -50,15 +51,20 @@ def test_the_launchers_command_runs_with_the_same_settings(contract, clean_env):
     assert differing == {"bind", "config"}
 
 
-def test_the_environment_sets_port_workers_and_threads_and_gunicorn_cmd_args_the_rest(clean_env):
+def test_the_environment_sets_port_and_workers_and_gunicorn_cmd_args_the_rest(clean_env):
     env = {
         **clean_env,
         "PORT": "8123",
         "WEB_CONCURRENCY": "3",
-        "MAX_WAITERS": "20",
         "GUNICORN_CMD_ARGS": "--keep-alive 75",
     }
     settings = gunicorn_settings(api_command(), env)
     assert settings["bind"] == "['0.0.0.0:8123']"
     assert (settings["workers"], settings["keepalive"]) == ("3", "75")
-    assert int(settings["threads"]) > 20
+
+
+def test_no_control_socket_and_a_bounded_process_lifetime(contract):
+    # gunicorn 27's control socket sits at one path per user, shared by every server of that user.
+    assert contract["control_socket_disable"] == "True"
+    assert int(contract["max_requests"]) > 0 and int(contract["max_requests_jitter"]) > 0
+    assert "%(r)s" not in contract["access_log_format"] and "%(q)s" not in contract["access_log_format"]

@@ -124,7 +124,8 @@ def test_run_api_creates_env_with_random_secrets_and_starts_the_stack(run):
     values = read_env_file(env_file)
     assert re.fullmatch(r"[0-9a-f]{48}", values["REDIS_PASSWORD"])
     assert re.fullmatch(r"admin:[0-9a-f]{24}", values["FLOWER_BASIC_AUTH"])
-    secrets = ("REDIS_PASSWORD=", "FLOWER_BASIC_AUTH=")
+    assert re.fullmatch(r"[0-9a-f]{48}", values["API_KEYS"])  # keys on from the first start
+    secrets = ("REDIS_PASSWORD=", "FLOWER_BASIC_AUTH=", "API_KEYS=", "# API_KEYS=")
     example = (run.folder / ".env.example").read_text().splitlines()
     assert [line for line in env_file.read_text().splitlines() if not line.startswith(secrets)] == [
         line for line in example if not line.startswith(secrets)

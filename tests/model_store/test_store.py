@@ -74,6 +74,21 @@ def test_an_edited_manifest_fails_verification(store) -> None:
         store.verify(NAME, version)
 
 
+@pytest.mark.parametrize("escape", ["../../outside.txt", "/tmp/outside.txt", "sub/model.skops", "..", "", "link"])
+def test_manifest_files_are_confined_to_the_version_folder(store, tmp_path, escape) -> None:
+    version = save(store)
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"secret")
+    (store.folder(NAME, version) / "link").symlink_to(outside)
+    listed = {"model.skops": hashlib.sha256(b"weights").hexdigest(), escape: hashlib.sha256(b"secret").hexdigest()}
+    edit_manifest(store, version, files=listed)
+    with pytest.raises(IntegrityError, match="is not a file of the version folder"):
+        store.verify(NAME, version)
+    edit_manifest(store, version, files=[["model.skops", "0" * 64]])
+    with pytest.raises(IntegrityError, match="not a mapping"):
+        store.verify(NAME, version)
+
+
 def test_an_incompatible_sklearn_version_fails_verification(store) -> None:
     version = save(store)
     edit_manifest(store, version, sklearn_version="0.24.2")
