@@ -24,7 +24,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # greenlet, not one of a few threads. With gthread (16 threads), 200 connections dribbling their
 # headers or body starved every other request (1 of 4 answered in 12 s; tests/faults/
 # test_slow_clients.py). Most of a request's life is spent waiting on Redis, which gevent's patched
-# sockets turn into a switch; a `?wait=` request waits the same way, at most MAX_WAITERS (12) of
+# sockets turn into a switch; a `?wait=` request waits the same way, at most MAX_WAITERS (100) of
 # them per process, each on a Redis connection of its own (api/waiting.py).
 worker_class = "gevent"
 

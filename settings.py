@@ -77,7 +77,7 @@ class Settings:
     stall_seconds: int = 30
     # Requests of one API process that may wait (?wait=) at once, each holding a Redis connection of
     # its own for up to 30 s (api/waiting.py); past it, a request answers at once.
-    max_waiters: int = 12
+    max_waiters: int = 100
     api_keys: tuple[Secret, ...] = ()
     rate_limit_per_minute: int = 0
     # The OTLP/HTTP base URL spans go to (http://collector:4318); empty: tracing is off (tracing.py).
