@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from stack.processes import free_port, start_api, start_worker
+from stack.processes import start_worker
 from training.scoring import score_records
 
 pytestmark = pytest.mark.integration
@@ -17,14 +16,8 @@ BATCH_DB = 7
 
 
 @pytest.fixture
-def idle_api(redis_server, stack_env, tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
-    """An API with its own database and no worker yet, so that small jobs gather in line."""
-    redis_server.client(BATCH_DB).flushdb()
-    env = {**stack_env, "REDIS_URL": redis_server.url_of(BATCH_DB)}
-    bind = f"127.0.0.1:{free_port()}"
-    api = start_api(env, tmp_path, bind)
-    yield f"http://{bind}", env
-    api.stop()
+def idle_db() -> int:
+    return BATCH_DB
 
 
 def test_small_jobs_in_line_are_scored_together_each_with_its_own_threshold_and_errors(

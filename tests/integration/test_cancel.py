@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from jobs import keys
 from jobs.broker import QUEUE
-from stack.processes import ROOT, Process, free_port, start_api, start_worker, wait_until
+from stack.processes import ROOT, Process, start_worker, wait_until
 
 pytestmark = pytest.mark.integration
 CANCEL_DB = 4
@@ -23,14 +22,8 @@ RECORD = {"x12": "$1,000.00", "x31": "asia"}
 
 
 @pytest.fixture
-def idle_api(redis_server, stack_env, tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
-    """An API with its own database and no worker, so that jobs stay queued until a test starts one."""
-    redis_server.client(CANCEL_DB).flushdb()
-    env = {**stack_env, "REDIS_URL": redis_server.url_of(CANCEL_DB)}
-    bind = f"127.0.0.1:{free_port()}"
-    api = start_api(env, tmp_path, bind)
-    yield f"http://{bind}", env
-    api.stop()
+def idle_db() -> int:
+    return CANCEL_DB
 
 
 def test_a_cancelled_job_is_never_scored(idle_api, redis_server, tmp_path) -> None:
