@@ -6,9 +6,10 @@ first attempt and sends one message to the `webhooks` queue (`dispatch`). The wa
 every entry of `keys.WEBHOOKS` that falls due (`sweep`): an entry is due when a retry is, when an
 attempt outlived its time (its worker died), or at the job's deadline (its ender died before it sent).
 
-Claims are counted in Redis (scripts/claim_webhook.lua): a message carries the attempt it is for,
-and only the next attempt may start, so a duplicate message does nothing; at most one attempt runs
-at a time, and every attempt of a job sends the same body under the same `webhook-id`.
+Claims are made in Redis (scripts/claim_webhook.lua): one claim, and so one message, per attempt
+while the claim holds. A message carries the attempt it is for, and only the next attempt may start,
+so a message sent again after a lapsed claim, or redelivered by the broker, does nothing; at most one
+attempt runs at a time, and every attempt of a job sends the same body under the same `webhook-id`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ TIMEOUT_SECONDS = 5.0
 # An attempt holds its delivery this long: connect and read timeouts, and room to record the outcome.
 # Past it, the watchdog takes the attempt as lost with its worker and claims the next.
 ATTEMPT_SECONDS = 2 * TIMEOUT_SECONDS + 5
-# A claimed attempt's message should start within this; if not, the watchdog sends another (the first
-# to start runs it, the other does nothing).
+# A claimed attempt's message should start within this; if not (lost, or a long backlog), the watchdog
+# claims and sends it again: the first of the two to start runs it, the other does nothing.
 CLAIM_SECONDS = 60
 # While a job runs, its entry is looked at again after this long (its end normally sends at once).
 RUNNING_RECHECK_SECONDS = 60
@@ -137,7 +138,7 @@ class Webhooks:
         def fill(pipe: redis.client.Pipeline) -> None:
             for job_id in job_ids:
                 script_keys = [keys.job(job_id), keys.webhook(job_id)]
-                self.scripts.queue(pipe, "claim_webhook", script_keys, [repr(now), self.ttl])
+                self.scripts.queue(pipe, "claim_webhook", script_keys, [repr(now), self.ttl, CLAIM_SECONDS])
 
         claimed, later, done = [], {}, []
         for job_id, (code, value) in zip(job_ids, _pairs(self.scripts.pipelined(fill)), strict=True):
