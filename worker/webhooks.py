@@ -99,14 +99,17 @@ def signed_headers(secret: str, message_id: str, body: bytes, now: float) -> dic
     }
 
 
-def post(target: Target, body: bytes, headers: dict[str, str]) -> int:
-    """POST to the address that was vetted, naming the host in Host (and SNI); no redirects, 5 s timeouts."""
+def post(target: Target, body: bytes, headers: dict[str, str], ca_certs: str | None = None) -> int:
+    """POST to the address that was vetted, naming the host in Host (and SNI); no redirects, 5 s timeouts.
+
+    An https certificate must be valid for the host name, by the system's CAs (or `ca_certs`).
+    """
     timeout = urllib3.Timeout(connect=TIMEOUT_SECONDS, read=TIMEOUT_SECONDS)
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
             target.address, target.port, timeout=timeout, retries=False, maxsize=1,
-            server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
+            server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED", ca_certs=ca_certs,
         )  # fmt: skip
     else:
         pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
