@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -52,6 +54,17 @@ def _split_keys(raw: str) -> tuple[Secret, ...]:
 
 def _split_names(raw: str) -> tuple[str, ...]:
     return tuple(name.strip().lower() for name in raw.split(",") if name.strip())
+
+
+def _webhook_secret(raw: str) -> Secret:
+    """Return a Standard Webhooks secret: `whsec_` and the base64 of at least 16 bytes."""
+    try:
+        key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        key = b""
+    if not raw.startswith("whsec_") or len(key) < 16:
+        raise ValueError("not whsec_ followed by the base64 of at least 16 bytes")
+    return Secret(raw)
 
 
 def _flag(raw: str) -> bool:
@@ -112,7 +125,7 @@ class Settings:
             "redis_url": Secret,
             "model_store_dir": Path,
             "api_keys": _split_keys,
-            "webhook_secret": Secret,
+            "webhook_secret": _webhook_secret,
             "webhook_allowed_hosts": _split_names,
         }
         values: dict[str, object] = {}
@@ -124,6 +137,8 @@ class Settings:
             try:
                 values[f.name] = cast(raw)
             except ValueError as exc:
+                if f.type == "Secret":  # never echoed, not even when wrong
+                    raise ValueError(f"{f.name.upper()} is not a valid secret: {exc}") from None
                 raise ValueError(f"{f.name.upper()}={raw!r} is not a valid {f.type}") from exc
         return cls(**values)  # type: ignore[arg-type]
 

@@ -47,6 +47,10 @@ def deliver(*args: object) -> None:
     attempt = store.start(job_id, number)
     if attempt is None:
         return
+    settings = state.settings
+    if number > settings.webhook_max_attempts:  # the last attempts died with their workers
+        store.finish(attempt, DeliveryState.ABANDONED, error="no attempt left")
+        return
     body = attempt.body
     if body is None:
         job = state.jobs.get(job_id)
@@ -55,7 +59,6 @@ def deliver(*args: object) -> None:
             return
         body = msgspec.json.encode(Event.of(job))
         store.keep_body(job_id, body)
-    settings = state.settings
     status, error = attempt_post(attempt, body, settings)
     outcome, next_at = decide(status, number, settings)
     store.finish(attempt, outcome, status, error, next_at)
@@ -79,11 +82,14 @@ def attempt_post(attempt: Attempt, body: bytes, settings: Settings) -> tuple[int
         target = vet(attempt.url, settings.webhook_allow_private, settings.webhook_allowed_hosts)
     except RefusedError as exc:  # resolves elsewhere now (DNS rebinding), or not at all
         return None, f"refused: {exc}"
-    headers = signed_headers(settings.webhook_secret.reveal(), attempt.message_id, body, time.time())
     try:
+        headers = signed_headers(settings.webhook_secret.reveal(), attempt.message_id, body, time.time())
         return post(target, body, headers), ""
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500]
+    except Exception as exc:  # a defect: recorded as this attempt's failure, so the delivery is not stuck
+        log.exception("webhook of job %s, attempt %d", attempt.job_id, attempt.number)
+        return None, f"{type(exc).__name__}"
 
 
 def signed_headers(secret: str, message_id: str, body: bytes, now: float) -> dict[str, str]:
