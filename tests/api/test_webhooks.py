@@ -1,12 +1,15 @@
 """The Webhook-Url header at submission: refused unless signed webhooks are on and the target is safe."""
 
+import time
 from dataclasses import replace
 
+import msgspec
 import pytest
 
 from api import create_app
+from api.schemas import Task
 from jobs import keys
-from jobs.webhooks import Webhooks
+from jobs.webhooks import DeliveryState, Webhooks
 from settings import Secret
 from tests.api.test_routes import RECORD, post
 
@@ -62,6 +65,21 @@ def test_an_accepted_webhook_is_recorded_and_its_state_shown(settings, redis_db)
     assert client.delete(f"/tasks/{task_id}").status_code == 200
     assert Webhooks(redis_db, 600).claim([task_id]) == []  # already claimed, by the API
     assert [m for m in redis_db.lrange("webhooks", 0, -1) if task_id.encode() in m]
+    # A first attempt that got a 500: the status shows it, and when the next one is due, in the documented shape.
+    webhooks = Webhooks(redis_db, 600)
+    attempt = webhooks.start(task_id, 1)
+    webhooks.finish(attempt, DeliveryState.PENDING, status=500, next_at=time.time() + 20)
+    response = client.get(f"/tasks/{task_id}")
+    msgspec.json.decode(response.data, type=Task)  # the shape the OpenAPI document is generated from
+    webhook = response.get_json()["webhook"]
+    assert (webhook["state"], webhook["attempts"], webhook["last_status"]) == ("pending", 1, 500)
+    assert webhook["next_attempt_at"] > response.get_json()["finished_at"]
+    webhooks.finish(webhooks.start(task_id, 2), DeliveryState.DELIVERED, status=204)
+    response = client.get(f"/tasks/{task_id}")
+    msgspec.json.decode(response.data, type=Task)  # the shape the OpenAPI document is generated from
+    webhook = response.get_json()["webhook"]
+    assert (webhook["state"], webhook["attempts"], webhook["last_status"]) == ("delivered", 2, 204)
+    assert set(webhook) == {"url", "state", "attempts", "last_status", "delivered_at"}
     app.extensions["glmq"].redis.close()
     app.extensions["glmq"].waiters.client.close()
 
