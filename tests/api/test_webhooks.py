@@ -7,6 +7,7 @@ import msgspec
 import pytest
 
 from api import create_app
+from api.openapi import build_spec
 from api.schemas import Task
 from jobs import keys
 from jobs.webhooks import DeliveryState, Webhooks
@@ -88,3 +89,20 @@ def test_a_job_without_a_webhook_shows_none(client, redis_db) -> None:
     task_id = post(client, RECORD).get_json()["task_id"]
     assert "webhook" not in client.get(f"/tasks/{task_id}").get_json()
     assert redis_db.zcard(keys.WEBHOOKS) == 0
+
+
+def test_the_openapi_document_describes_the_header_the_event_and_the_delivery_state(settings) -> None:
+    spec = build_spec(settings)
+    header = next(p for p in spec["paths"]["/predict"]["post"]["parameters"] if p["name"] == "Webhook-Url")
+    assert header["in"] == "header" and "webhook_url_refused" in header["description"]
+    ended = spec["webhooks"]["jobEnded"]["post"]
+    assert {p["name"] for p in ended["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert ended["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Event"}
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["Event"]["properties"]["type"]["enum"]) == {"job.succeeded", "job.failed"}
+    assert set(schemas["EventData"]["required"]) == {
+        "task_id", "status", "rows", "rows_done", "model", "threshold", "status_url"
+    }  # fmt: skip
+    assert "results" not in schemas["EventData"]["properties"]
+    assert schemas["Task"]["properties"]["webhook"] == {"$ref": "#/components/schemas/WebhookDelivery"}
+    assert set(schemas["WebhookDelivery"]["properties"]) >= {"state", "attempts", "last_status", "delivered_at"}
