@@ -16,9 +16,9 @@ import urllib3
 from standardwebhooks import Webhook
 
 from jobs.targets import Target
-from jobs.webhooks import DeliveryState
-from settings import Settings
-from worker.webhooks import decide, post, signed_headers
+from jobs.webhooks import Attempt, DeliveryState
+from settings import Secret, Settings
+from worker.webhooks import attempt_post, decide, post, signed_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BODY = b'{"type": "job.succeeded"}'
@@ -122,3 +122,20 @@ def test_only_2xx_delivers_410_stops_and_the_last_attempt_gives_up() -> None:
         state, next_at = decide(status, 2, settings)
         assert state == DeliveryState.PENDING and 15 <= next_at - time.time() <= 25
     assert decide(500, 3, settings) == (DeliveryState.ABANDONED, None)
+
+
+def test_each_attempt_vets_the_url_again_and_sends_nothing_when_it_is_refused() -> None:
+    server = Server(204)
+    strict = replace(Settings(), webhook_secret=Secret(SECRET))
+    try:
+        # As if the name had resolved to a public address at submission, and to loopback now (DNS rebinding).
+        rebound = Attempt("0" * 32, 1, f"https://localhost:{server.port}/in", BODY)
+        status, error = attempt_post(rebound, BODY, strict)
+        assert status is None and error.startswith("refused:") and "loopback" in error
+        assert server.seen == []
+        attempt = Attempt("0" * 32, 1, f"http://127.0.0.1:{server.port}/in", BODY)
+        assert attempt_post(attempt, BODY, replace(strict, webhook_allow_private=True)) == (204, "")
+        assert Webhook(SECRET).verify(BODY, server.seen[0]) == {"type": "job.succeeded"}
+        assert server.seen[0]["webhook-id"] == f"msg_{'0' * 32}"
+    finally:
+        server.close()
