@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -50,6 +52,29 @@ def _split_keys(raw: str) -> tuple[Secret, ...]:
     return tuple(Secret(key.strip()) for key in raw.split(",") if key.strip())
 
 
+def _split_names(raw: str) -> tuple[str, ...]:
+    return tuple(name.strip().lower() for name in raw.split(",") if name.strip())
+
+
+def _webhook_secret(raw: str) -> Secret:
+    """Return a Standard Webhooks secret: `whsec_` and the base64 of at least 16 bytes."""
+    try:
+        key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        key = b""
+    if not raw.startswith("whsec_") or len(key) < 16:
+        raise ValueError("not whsec_ followed by the base64 of at least 16 bytes")
+    return Secret(raw)
+
+
+def _flag(raw: str) -> bool:
+    if raw.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the API, the worker and training read from the environment."""
@@ -82,6 +107,15 @@ class Settings:
     rate_limit_per_minute: int = 0
     # The OTLP/HTTP base URL spans go to (http://collector:4318); empty: tracing is off (tracing.py).
     otel_exporter_otlp_endpoint: str = ""
+    # Webhooks (jobs/webhooks.py): the Standard Webhooks signing secret, `whsec_` and base64; empty: a
+    # Webhook-Url is refused. Attempts back off from the base, doubling with jitter: 13 span about a day.
+    webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    webhook_max_attempts: int = 13
+    webhook_retry_base_seconds: float = 20.0
+    # Loopback, private and link-local targets (and plain http) are refused unless this is on.
+    webhook_allow_private: bool = False
+    # When set, the only host names a Webhook-Url may name; ".example.com" admits its subdomains.
+    webhook_allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,16 +125,20 @@ class Settings:
             "redis_url": Secret,
             "model_store_dir": Path,
             "api_keys": _split_keys,
+            "webhook_secret": _webhook_secret,
+            "webhook_allowed_hosts": _split_names,
         }
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(f.name.upper())
             if raw is None or raw == "":
                 continue
-            cast = casts.get(f.name, int if f.type == "int" else str)
+            cast = casts.get(f.name, {"int": int, "float": float, "bool": _flag}.get(str(f.type), str))
             try:
                 values[f.name] = cast(raw)
             except ValueError as exc:
+                if f.type == "Secret":  # never echoed, not even when wrong
+                    raise ValueError(f"{f.name.upper()} is not a valid secret: {exc}") from None
                 raise ValueError(f"{f.name.upper()}={raw!r} is not a valid {f.type}") from exc
         return cls(**values)  # type: ignore[arg-type]
 
@@ -113,5 +151,7 @@ class Settings:
                 value = mask_url(value.reveal())
             elif f.name == "api_keys":
                 value = f"{len(value)} key(s)"
+            elif isinstance(value, Secret):
+                value = str(value)
             shown[f.name] = str(value) if isinstance(value, Path) else value
         return shown

@@ -12,6 +12,8 @@ from api.services import Services
 from api.waiting import Waiters
 from jobs import JobStore
 from jobs.broker import make_celery
+from jobs.webhooks import Webhooks
+from jobs.webhooks import on_end as webhook_sender
 from model_store import ModelStore
 from settings import Settings
 from tracing import init_tracing, instrument_flask
@@ -28,13 +30,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     client = redis.Redis.from_url(
         settings.redis_url.reveal(), socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
     )
+    celery = make_celery(settings)
+    webhooks = Webhooks(client, settings.result_ttl_seconds)
     app.extensions["glmq"] = Services(
         settings=settings,
         redis=client,
-        jobs=JobStore(client, settings.result_ttl_seconds, settings.job_deadline_seconds),
-        celery=make_celery(settings),
+        # A job the API ends (a cancel) has its webhook sent from here, as a worker would.
+        jobs=JobStore(
+            client, settings.result_ttl_seconds, settings.job_deadline_seconds, webhook_sender(celery, webhooks)
+        ),
+        celery=celery,
         models=ModelStore(settings.model_store_dir),
         waiters=Waiters(settings.redis_url.reveal(), settings.max_waiters),
+        webhooks=webhooks,
     )
     errors.init_app(app)
     metrics.init_app(app)  # app-wide hooks run before the blueprint's guard, so refused requests are timed too

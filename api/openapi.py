@@ -11,6 +11,8 @@ from api.batches import record_type
 from api.errors import HTTP_CODES
 from api.schemas import RESPONSES, Accepted, Error, Health, Models, Ready, Task
 from api.waiting import MAX_WAIT_SECONDS
+from jobs.targets import MAX_URL_CHARS
+from jobs.webhooks import Event
 from model_store import NAME_PATTERN
 from settings import Settings
 
@@ -29,7 +31,7 @@ def build_spec(
     body = record | Annotated[list[record], msgspec.Meta(min_length=1, max_length=settings.max_batch_rows)]  # type: ignore[valid-type]
     records = {name: record_type(fields, f"Record_{name}") for name, fields in (models or {}).items()}
     (body_schema, *_), components = msgspec.json.schema_components(
-        [body, *RESPONSES, *records.values()], ref_template=_REF
+        [body, *RESPONSES, Event, *records.values()], ref_template=_REF
     )
     served = {name: {"input_fields": list(fields), "record": {"$ref": _REF.format(name=f"Record_{name}")}}
               for name, fields in (models or {}).items()}  # fmt: skip
@@ -48,6 +50,16 @@ def build_spec(
     wait = _query("wait", f"Seconds to hold the answer until the job ends (at most {MAX_WAIT_SECONDS:g}).", "number",
                   exclusiveMinimum=0, maximum=MAX_WAIT_SECONDS)  # fmt: skip
     unknown = _answer(Error, "unknown_parameter: a query parameter this endpoint does not take")
+    webhook_url = {
+        "name": "Webhook-Url",
+        "in": "header",
+        "required": False,
+        "description": "Where to POST a signed job.succeeded or job.failed event when the job ends (see `webhooks`). "
+        "https (http only where private targets are allowed); a URL whose host resolves to a loopback, private, "
+        "link-local or reserved address is refused (422 webhook_url_refused), and so is any URL when the service "
+        "has no signing secret (422 webhooks_disabled).",
+        "schema": {"type": "string", "maxLength": MAX_URL_CHARS},
+    }
     location = {"Location": {"schema": {"type": "string"}}}
     return {
         "openapi": "3.1.0",
@@ -57,7 +69,7 @@ def build_spec(
                 "post": {
                     "operationId": "predict",
                     "security": security,
-                    "parameters": [threshold, model, version, strict, wait],
+                    "parameters": [threshold, model, version, strict, wait, webhook_url],
                     "requestBody": {
                         "required": True,
                         "description": f"One record, or a list of 1 to {settings.max_batch_rows} records; "
@@ -69,7 +81,11 @@ def build_spec(
                     "responses": {
                         "200": _answer(Task, "With wait: the job ended in time; its status, as GET /tasks/{task_id}."),
                         "202": _answer(Accepted, "Accepted; poll the Location.", location),
-                        **_errors(400, 401, 413, 415, 422, 429),
+                        **_errors(400, 401, 413, 415, 429),
+                        "422": _answer(
+                            Error,
+                            "a request error of the body or the parameters, webhook_url_refused or webhooks_disabled",
+                        ),
                         "404": _answer(Error, "model_not_found or version_not_found"),
                         "500": _answer(Error, "model_invalid: the serving version is broken; retrying will not help"),
                         "503": _answer(Error, "redis_unavailable, redis_full or model_unavailable"),
@@ -141,7 +157,35 @@ def build_spec(
                 }
             },
         },
+        "webhooks": {"jobEnded": _job_ended()},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": components},
+    }
+
+
+def _job_ended() -> dict[str, Any]:
+    signed = [
+        ("webhook-id", "The event's id, `msg_<task_id>`: the same on every attempt, so receivers can deduplicate."),
+        ("webhook-timestamp", "When this attempt was signed, in Unix seconds."),
+        ("webhook-signature", "`v1,<base64 HMAC-SHA256>` of `<id>.<timestamp>.<body>` with WEBHOOK_SECRET."),
+    ]
+    event = {"$ref": _REF.format(name="Event")}
+
+    def header(name: str, text: str) -> dict[str, Any]:
+        return {"name": name, "in": "header", "required": True, "description": text, "schema": {"type": "string"}}
+
+    return {
+        "post": {
+            "operationId": "jobEnded",
+            "description": "Sent to a job's Webhook-Url once it ends, signed per the Standard Webhooks specification. "
+            "Any 2xx answer delivers it; 410 stops further attempts; anything else, or no answer within 5 s, is "
+            "retried with exponential backoff and jitter, up to WEBHOOK_MAX_ATTEMPTS. Redirects are not followed.",
+            "parameters": [header(name, text) for name, text in signed],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": event}}},
+            "responses": {
+                "2XX": {"description": "Delivered."},
+                "410": {"description": "Gone: no further attempt."},
+            },
+        }
     }
 
 

@@ -14,6 +14,8 @@ from api.params import takes
 from api.schemas import Accepted, FieldWarning, ModelRef, Models, Page, Task, respond, respond_with_results
 from api.services import services
 from api.waiting import parse_wait
+from api.webhooks import HEADER as WEBHOOK_HEADER
+from api.webhooks import parse_webhook_url
 from jobs import Job, JobStatus, NewJob
 from jobs.broker import submit
 
@@ -35,6 +37,7 @@ def predict() -> Response:
     wait = parse_wait(request.args.get("wait"))
     strict = parse_strict(request.args.get("strict"))
     settings = svc.settings
+    webhook_url = parse_webhook_url(request.headers.get(WEBHOOK_HEADER), settings)
     batch = parse_batch(
         request, model.input_fields, settings.max_batch_rows, settings.max_body_bytes, strict, settings.max_field_chars
     )
@@ -51,6 +54,8 @@ def predict() -> Response:
         strict=strict,
         unknown_fields=unknown.names,
         unknown_field_count=unknown.count,
+        webhook_url=webhook_url,
+        base_url=request.host_url if webhook_url else "",
     )
     job_id = submit(svc.celery, svc.jobs, job, records, svc.settings.small_job_rows)
     if wait is not None and svc.waiters.wait(svc.jobs, job_id, wait) and (ended := svc.jobs.get(job_id)):
@@ -85,8 +90,9 @@ def task(task_id: str) -> Response:
 
 
 def _task_response(job: Job, page: tuple[int, int | None] | None) -> Response:
+    delivery = services().webhooks.get(job.id) if job.webhook_url else None
     if job.status != JobStatus.SUCCEEDED:
-        return respond(Task.from_job(job))
+        return respond(Task.from_job(job, delivery=delivery))
     rows = job.rows
     offset, limit = page or (0, None)
     stop = rows if limit is None else min(rows, offset + limit)
@@ -94,10 +100,10 @@ def _task_response(job: Job, page: tuple[int, int | None] | None) -> Response:
     if results is None:
         raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": job.id})
     if page is None:
-        return respond_with_results(Task.from_job(job), results)
+        return respond_with_results(Task.from_job(job, delivery=delivery), results)
     more = limit is not None and stop < rows
     following = url_for("predictions.task", task_id=job.id, offset=stop, limit=limit) if more else None
-    return respond_with_results(Task.from_job(job, Page(offset, limit, following)), results)
+    return respond_with_results(Task.from_job(job, Page(offset, limit, following), delivery), results)
 
 
 @bp.delete("/tasks/<task_id>")

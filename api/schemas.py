@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -11,15 +12,10 @@ from msgspec import UNSET, UnsetType
 
 from api.fields import MAX_NAMES
 from jobs import Job, JobStatus
+from jobs.record import ModelRef
+from jobs.webhooks import Delivery, DeliveryState
 
 Code = Annotated[str, msgspec.Meta(pattern="^[a-z_]+$", description="Stable, for programs to act on.")]
-
-
-class ModelRef(msgspec.Struct):
-    """A model version in the store."""
-
-    name: str
-    version: int
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
@@ -99,6 +95,39 @@ class Page(msgspec.Struct):
     next: str | None
 
 
+class WebhookDelivery(msgspec.Struct, omit_defaults=True):
+    """How the job's webhook event (the Webhook-Url it was submitted with) is being delivered.
+
+    `pending` until the job ends and while retries are ahead (`next_attempt_at`); then `delivered` (a 2xx
+    answer), `gone` (the receiver answered 410) or `abandoned` (every attempt failed).
+    """
+
+    url: str
+    state: DeliveryState
+    attempts: int
+    last_status: int | UnsetType = UNSET
+    last_error: str | UnsetType = UNSET
+    delivered_at: str | UnsetType = UNSET
+    next_attempt_at: str | UnsetType = UNSET
+
+    @classmethod
+    def of(cls, url: str, delivery: Delivery | None) -> WebhookDelivery:
+        """Return the delivery state of a job's webhook (no record yet: pending, no attempt)."""
+        delivery = delivery or Delivery()
+        following = delivery.next_at
+        return cls(
+            url=url,
+            state=delivery.state,
+            attempts=delivery.attempts,
+            last_status=UNSET if delivery.last_status is None else delivery.last_status,
+            last_error=delivery.last_error or UNSET,
+            delivered_at=delivery.delivered_at or UNSET,
+            next_attempt_at=UNSET
+            if following is None
+            else datetime.fromtimestamp(following, UTC).isoformat(timespec="milliseconds"),
+        )
+
+
 class Task(msgspec.Struct, omit_defaults=True):
     """A job's status; `results` once it succeeded, and `page` when offset or limit was asked for."""
 
@@ -112,11 +141,12 @@ class Task(msgspec.Struct, omit_defaults=True):
     finished_at: str | UnsetType = UNSET
     error: ErrorBody | UnsetType = UNSET
     warnings: list[FieldWarning] | UnsetType = UNSET
+    webhook: WebhookDelivery | UnsetType = UNSET
     page: Page | UnsetType = UNSET
     results: list[ResultRow] | UnsetType = UNSET
 
     @classmethod
-    def from_job(cls, job: Job, page: Page | UnsetType = UNSET) -> Task:
+    def from_job(cls, job: Job, page: Page | UnsetType = UNSET, delivery: Delivery | None = None) -> Task:
         """Return the status of a stored job (results are spliced in by the caller, see `respond_with_results`)."""
         failed = job.status == JobStatus.FAILED
         warnings = FieldWarning.unknown(job.unknown_fields, job.unknown_field_count, job.strict)
@@ -131,6 +161,7 @@ class Task(msgspec.Struct, omit_defaults=True):
             finished_at=UNSET if job.finished_at is None else job.finished_at,
             error=ErrorBody(job.error_code or "job_failed", job.error or "unknown") if failed else UNSET,
             warnings=warnings or UNSET,
+            webhook=WebhookDelivery.of(job.webhook_url, delivery) if job.webhook_url else UNSET,
             page=page,
         )
 

@@ -13,6 +13,7 @@ from flask import current_app
 from api.errors import ApiError
 from api.waiting import Waiters
 from jobs import JobStore
+from jobs.webhooks import Webhooks
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
 
@@ -39,6 +40,7 @@ class Services:
     celery: Celery
     models: ModelStore
     waiters: Waiters
+    webhooks: Webhooks
 
     def serving_model(self, requested: str | None = None, pinned: int | None = None) -> ServingModel:
         """Return the current version of a model (the configured one by default), or the `pinned` one, unloaded.

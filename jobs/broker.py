@@ -16,6 +16,10 @@ QUEUE = "predictions"
 SCORE_CHUNK = "worker.tasks.score_chunk"
 # Scores the small jobs waiting in line (jobs.keys.READY), in micro-batches, until the line is empty.
 DRAIN = "worker.tasks.drain"
+# Webhook deliveries have a queue of their own (jobs.webhooks), so a slow receiver never holds up scoring
+# messages behind it; every worker consumes both unless told otherwise.
+WEBHOOK_QUEUE = "webhooks"
+DELIVER_WEBHOOK = "worker.webhooks.deliver"
 _JOB_ID = re.compile(r"[0-9a-f]{32}")  # JobStore.create's uuid4().hex
 
 

@@ -10,11 +10,13 @@ windows) are written in calls of their own, never inside a job's script.
     glmq:{<id>}:done          set of finished chunk numbers (makes completion idempotent)
     glmq:{<id>}:attempts      hash: chunk number -> deliveries seen
     glmq:{<id>}:ended         list: one token once the job has ended, for waiting clients
+    glmq:{<id>}:webhook       hash: the delivery of the job's webhook event (jobs.webhooks)
     glmq:{batch}:ready        list: small jobs ("<id>:<rows>") waiting for a micro-batch
     glmq:{batch}:leased       sorted set: small jobs a worker has taken, by lease expiry
     glmq:{batch}:kick         set while a drain message is on its way to the workers
     glmq:{batch}:held:<task>  list: the entries of the micro-batch a drain task holds
     glmq:deadlines            sorted set: live job ids by deadline, for the watchdog
+    glmq:webhooks             sorted set: job ids whose webhook is not yet delivered, by when to look again
     glmq:watchdog             the lock that lets one watchdog sweep at a time
     glmq:rate:<caller>:<min>  a caller's submissions in one minute
     glmq:deadletter           list: broker messages no worker could run, newest first (jobs.deadletter)
@@ -30,6 +32,7 @@ from __future__ import annotations
 PREFIX = "glmq"
 DEADLINES = f"{PREFIX}:deadlines"
 WATCHDOG_LOCK = f"{PREFIX}:watchdog"
+WEBHOOKS = f"{PREFIX}:webhooks"
 # The micro-batch structures share one hash tag, so their scripts stay in one cluster slot.
 READY = f"{PREFIX}:{{batch}}:ready"
 LEASED = f"{PREFIX}:{{batch}}:leased"
@@ -72,6 +75,10 @@ def held(holder: str) -> str:
 
 def ended(job_id: str) -> str:
     return f"{_tagged(job_id)}:ended"
+
+
+def webhook(job_id: str) -> str:
+    return f"{_tagged(job_id)}:webhook"
 
 
 def rate(caller: str, window: int) -> str:

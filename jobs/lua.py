@@ -17,7 +17,10 @@ import redis
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError
 
-NAMES = ("create_job", "start_chunk", "finish_chunk", "fail_job", "mark_ready", "take_ready", "requeue", "take_lock")
+NAMES = (
+    "create_job", "start_chunk", "finish_chunk", "fail_job", "mark_ready", "take_ready", "requeue", "take_lock",
+    "claim_webhook", "start_webhook", "finish_webhook",
+)  # fmt: skip
 
 
 class Scripts:

@@ -28,6 +28,13 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+class ModelRef(msgspec.Struct):
+    """A model version in the store."""
+
+    name: str
+    version: int
+
+
 @dataclass(frozen=True)
 class NewJob:
     """What the API knows when it accepts a batch."""
@@ -41,6 +48,9 @@ class NewJob:
     strict: bool = False
     unknown_fields: tuple[str, ...] = ()
     unknown_field_count: int = 0
+    # Where the job's end is announced (jobs.webhooks), and the API's base URL for its absolute status_url.
+    webhook_url: str = ""
+    base_url: str = ""
 
     @property
     def chunks(self) -> int:
@@ -70,6 +80,8 @@ class Job(msgspec.Struct, kw_only=True, frozen=True):
     strict: bool = False
     unknown_fields: tuple[str, ...] = ()
     unknown_field_count: int = 0
+    webhook_url: str | None = None
+    base_url: str | None = None
 
     @classmethod
     def accepted(cls, job_id: str, new: NewJob, now: float) -> Job:
@@ -87,6 +99,8 @@ class Job(msgspec.Struct, kw_only=True, frozen=True):
             strict=new.strict,
             unknown_fields=new.unknown_fields,
             unknown_field_count=new.unknown_field_count,
+            webhook_url=new.webhook_url or None,
+            base_url=new.base_url or None,
             submitted_at=now_iso(),
             heartbeat=now,
         )

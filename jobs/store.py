@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -30,6 +30,8 @@ _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 # A drain message is taken as on its way for this long; past it, the next small job sends another,
 # so a lost message delays the line by this much at most.
 KICK_TTL_MS = 2_000
+# The watchdog fails a job at its deadline; its webhook entry falls due a little after, in case nobody sent it.
+WEBHOOK_GRACE_SECONDS = 30
 # New jobs are refused past this share of maxmemory, so that running jobs have room for their results.
 HEADROOM_FRACTION = 0.9
 # INFO is read at most this often per process: the fill level changes slowly next to a request rate.
@@ -92,8 +94,16 @@ class Ready(NamedTuple):
 class JobStore:
     """Reads and writes job state in one Redis database."""
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int, deadline_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl_seconds: int,
+        deadline_seconds: int,
+        on_end: Callable[[Sequence[str]], None] | None = None,
+    ) -> None:
+        """`on_end` is called with the jobs a call of this store ended that have a webhook (jobs.webhooks)."""
         self.client = client
+        self.on_end = on_end
         self.ttl = ttl_seconds
         self.deadline = deadline_seconds
         self.stats = Stats(client)
@@ -143,6 +153,8 @@ class JobStore:
 
         def fill(pipe: redis.client.Pipeline) -> None:
             pipe.zadd(keys.DEADLINES, {job_id: now + self.deadline})
+            if new.webhook_url:  # watched from the start, so a job whose ender died is still announced
+                pipe.zadd(keys.WEBHOOKS, {job_id: now + self.deadline + WEBHOOK_GRACE_SECONDS}, nx=True)
             job_keys = [keys.job(job_id), *(keys.payload(job_id, k) for k in range(len(chunks)))]
             fields = [item for pair in record.items() for item in pair]
             payloads = [msgspec.json.encode(chunk) for chunk in chunks]
@@ -252,6 +264,8 @@ class JobStore:
             if outcome == FinishOutcome.SUCCEEDED
         ]
         self._record(rows, ends)
+        self._ended(item.job_id for item, outcome, job in zip(finished, outcomes, fields, strict=True)
+                    if outcome == FinishOutcome.SUCCEEDED and job[-1])  # fmt: skip
         return outcomes
 
     def fail(self, job_id: str, reason: str, code: str = "job_failed") -> bool:
@@ -379,6 +393,12 @@ class JobStore:
             log.warning("the times of %d failed job(s) are lost: %s", len(job_ids), exc)
             return
         self._record((), [_job_end(job, JobStatus.FAILED) for job in replies])
+        self._ended(job_id for job_id, job in zip(job_ids, replies, strict=True) if job[-1])
+
+    def _ended(self, job_ids: Iterable[str]) -> None:
+        ended = list(job_ids)
+        if ended and self.on_end is not None:
+            self.on_end(ended)
 
     def _record(self, rows: Sequence[RowsDone], ends: Sequence[JobEnd | None]) -> None:
         # The stats are global keys, so they are written apart from the job's own. Losing a count to
@@ -389,12 +409,12 @@ class JobStore:
             log.warning("the counts of %d chunk(s) and %d job(s) are lost: %s", len(rows), len(ends), exc)
 
 
-_ENDING = ("model_name", "submitted_at", "finished_at")
+_ENDING = ("model_name", "submitted_at", "finished_at", "webhook_url")
 
 
 def _job_end(fields: list[bytes | None], status: JobStatus) -> JobEnd | None:
     """Return how a job that ended is counted, from its `_ENDING` fields (None when its record is gone)."""
-    model, submitted, finished = fields
+    model, submitted, finished, _ = fields
     if model is None or submitted is None or finished is None:
         return None
     seconds = (datetime.fromisoformat(finished.decode()) - datetime.fromisoformat(submitted.decode())).total_seconds()

@@ -21,7 +21,7 @@ def api_command(bind: str | None = None) -> list[str]:
 
 def worker_command(concurrency: int | None = None, app: str = "worker") -> list[str]:
     """Return a Celery worker's command line; concurrency defaults to the core count."""
-    command = ["celery", "--app", app, "worker", "--loglevel", "INFO", "--queues", "predictions"]
+    command = ["celery", "--app", app, "worker", "--loglevel", "INFO", "--queues", "predictions,webhooks"]
     return command if concurrency is None else [*command, "--concurrency", str(concurrency)]
 
 

@@ -13,7 +13,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import task_failure, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 from opentelemetry import trace
 
-from jobs import JobStore
+from jobs import JobStore, webhooks
 from jobs.broker import DRAIN, SCORE_CHUNK, chunk_args
 from jobs.deadletter import dead_letter
 from jobs.store import StartOutcome
@@ -55,7 +55,8 @@ def process_state() -> ProcessState:
 def job_store(settings: Settings) -> JobStore:
     """Return a job store on a new Redis connection."""
     client = redis.Redis.from_url(settings.redis_url.reveal(), socket_timeout=10, health_check_interval=10)
-    return JobStore(client, settings.result_ttl_seconds, settings.job_deadline_seconds)
+    ended = webhooks.on_end(current_app, webhooks.Webhooks(client, settings.result_ttl_seconds))
+    return JobStore(client, settings.result_ttl_seconds, settings.job_deadline_seconds, on_end=ended)
 
 
 @worker_process_init.connect

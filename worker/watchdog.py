@@ -8,6 +8,8 @@ Celery beat runs `sweep` every WATCHDOG_INTERVAL_SECONDS. For every live job:
   by then any chunk still marked running has died with its worker or its message
   with Redis, since a live one would have finished or been killed at the hard
   limit. Running a chunk twice is harmless, since results are idempotent.
+Webhook deliveries that fell due are sent: retries, attempts lost with their worker, and the
+first attempt of a job whose ender died before sending it (jobs.webhooks).
 Small jobs whose worker died while holding them are put back in line when their lease lapses,
 and a drain message is sent whenever small jobs wait in line with none on its way.
 """
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 import redis
 from celery import Celery
 
-from jobs import JobStore, keys
+from jobs import JobStore, keys, webhooks
 from jobs.broker import DRAIN, SCORE_CHUNK, queue_depth
 from settings import Settings
 
@@ -80,6 +82,7 @@ class Watchdog(threading.Thread):
         super().__init__(name="glmq-watchdog", daemon=True)
         self.app = app
         self.jobs = jobs
+        self.webhooks = webhooks.Webhooks(jobs.client, settings.result_ttl_seconds)
         self.interval = settings.watchdog_interval_seconds
         self.stall_seconds = settings.task_time_limit + settings.stall_seconds
         self.identity = f"{socket.gethostname()}:{threading.get_native_id()}"
@@ -90,6 +93,7 @@ class Watchdog(threading.Thread):
             try:
                 if self.jobs.take_lock(self.LOCK, self.identity, max(1, int(self.interval))):
                     counts = sweep(self.jobs, self.app, self.stall_seconds)
+                    counts["webhooks"] = webhooks.sweep(self.app, self.webhooks)
                     if any(counts.values()):
                         log.info("watchdog sweep: %s", counts)
             except redis.RedisError as exc:

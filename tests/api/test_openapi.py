@@ -40,7 +40,7 @@ def test_the_description_lists_every_route_and_the_limits(client) -> None:
     assert served[1]["record"] == {"$ref": REF.format(name="Record_glm26")}
     assert set(spec["components"]["schemas"]["Record_glm26"]["properties"]) == glm_fields
     parameters = {p["name"] for p in spec["paths"]["/predict"]["post"]["parameters"]}
-    assert parameters == {"threshold", "model", "version", "strict", "wait"}
+    assert parameters == {"threshold", "model", "version", "strict", "wait", "Webhook-Url"}
 
 
 def test_every_json_answer_is_a_component_generated_from_the_answer_types(client) -> None:
@@ -90,7 +90,10 @@ def test_no_generated_request_causes_a_server_error_or_an_answer_off_the_documen
         @hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
         def call(case) -> None:
             # Every default check: no 5xx, documented status and content type, body and headers as the
-            # document says, invalid input refused and valid input accepted.
+            # document says, invalid input refused and valid input accepted. Whether a Webhook-Url is accepted
+            # depends on DNS and the secret, which no schema can say: tests/api/test_webhooks.py tries it.
+            if case.headers:
+                case.headers.pop("Webhook-Url", None)
             response = case.call_and_validate()
             statuses[response.status_code] += 1
             if response.status_code >= 400:
