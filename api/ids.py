@@ -8,6 +8,7 @@ without the field gets null. The field need not be one the model reads.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import msgspec
@@ -18,15 +19,19 @@ from api.errors import ApiError
 # The key training.scoring reads; the API does not import it, since training brings in numpy.
 ID_KEY = "$id"
 MAX_ID_FIELD_CHARS = 256
+# The record decoder reads the id field by name, and cannot be given a name holding these.
+_UNNAMEABLE = re.compile(r'[\x00-\x1f"\\]')
 
 
 def parse_id_field(raw: str | None) -> str | None:
     """Return the field a client names in `?id_field=`, if any: a non-empty name of at most 256 characters."""
     if raw is None:
         return None
-    if not raw or len(raw) > MAX_ID_FIELD_CHARS:
+    if not raw or len(raw) > MAX_ID_FIELD_CHARS or _UNNAMEABLE.search(raw):
         raise ApiError(
-            422, "invalid_id_field", f"id_field must be a field name of 1 to {MAX_ID_FIELD_CHARS} characters.",
+            422, "invalid_id_field",
+            f"id_field must be a field name of 1 to {MAX_ID_FIELD_CHARS} characters, without control characters, "
+            "quotes or backslashes.",
             {"id_field": raw[:MAX_ID_FIELD_CHARS]},
         )  # fmt: skip
     return raw

@@ -38,12 +38,20 @@ def parse_explain(raw: str | None, linear: bool, model: str) -> bool:
     return True
 
 
-def parse_fields(raw: str | None, variables: Sequence[str], explain: bool) -> tuple[str, ...]:
-    """Return the result keys a client keeps (`?fields=phat,business_outcome`); () keeps all of them."""
+def result_keys(variables: Sequence[str]) -> tuple[str, ...]:
+    """Return every key a result row of a model with these variables may hold, error aside."""
+    return (*SCORE_KEYS, *ALWAYS_KEPT, *variables, *EXPLAIN_KEYS)
+
+
+def parse_fields(raw: str | None, variables: Sequence[str]) -> tuple[str, ...]:
+    """Return the result keys a client keeps (`?fields=phat,business_outcome`); () keeps all of them.
+
+    `contributions` and `intercept` are result keys too, present only with `?explain=true`.
+    """
     if raw is None:
         return ()
     names = tuple(dict.fromkeys(name.strip() for name in raw.split(",")))
-    allowed = (*SCORE_KEYS, *ALWAYS_KEPT, *variables, *(EXPLAIN_KEYS if explain else ()))
+    allowed = result_keys(variables)
     unknown = [name for name in names if name not in allowed]
     if unknown or not names:
         raise ApiError(

@@ -40,7 +40,7 @@ def predict() -> Response:
     wait = parse_wait(request.args.get("wait"))
     strict = parse_strict(request.args.get("strict"))
     explain = parse_explain(request.args.get("explain"), model.linear, model.name)
-    fields = parse_fields(request.args.get("fields"), model.variables, explain)
+    fields = parse_fields(request.args.get("fields"), model.variables)
     id_field = parse_id_field(request.args.get("id_field"))
     settings = svc.settings
     webhook_url = parse_webhook_url(request.headers.get(WEBHOOK_HEADER), settings)
