@@ -19,10 +19,12 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 from flask import Request
 
-from api.bodies import refuse
 from api.errors import ApiError
-from api.fields import UnknownFields, mark_unknown, sample_unknown
+from api.fields import ROW_NAMES, SAMPLE_BYTES, UnknownFields, mark_unknown, sample_unknown
+from api.formats import header_unknown, line_error, ndjson_lines, read_csv
+from api.ids import attach_ids, decoded_fields
 from api.numbers import decimal, integer
+from api.uploads import Format, read_upload, upload_format
 from api.values import cap_values
 from model_store import NAME_PATTERN
 
@@ -37,6 +39,9 @@ _JSON_SPACE = re.compile(rb"[ \t\n\r]*")
 _TEXT_SPACE = re.compile(r"[ \t\n\r]*")
 _VALUE = msgspec.json.Decoder(msgspec.Raw)
 _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+_KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+# A too-long id is refused at this length when no field cap is set.
+MAX_ID_CHARS = 256
 
 
 @functools.lru_cache(maxsize=16)
@@ -81,19 +86,24 @@ def parse_batch(
     max_bytes: int,
     strict: bool = False,
     max_chars: int | None = None,
+    id_field: str | None = None,
 ) -> Batch:
-    """Return the request's records, one object or a list of 1 to `max_rows` objects, and their unknown fields.
+    """Return the request's records, 1 to `max_rows` of them in any upload format, and their unknown fields.
 
     With `strict`, every row's unknown field names are kept in its record, for the worker to refuse.
-    A value longer than `max_chars` is replaced by a marker that its row's result reports.
+    A value longer than `max_chars` is replaced by a marker that its row's result reports. With
+    `id_field`, each record carries that field's value as its id (api.ids).
     """
-    if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the records as Content-Type: application/json.")
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise ApiError(415, "unsupported_content_encoding", f"Content-Encoding {encoding!r} is not accepted.")
-    body = _read_body(request, max_bytes)
-    records = decode_records(body, decoders_for(fields))
+    kind = upload_format(request)
+    body = read_upload(request, max_bytes)
+    known = decoded_fields(fields, id_field)
+    rows_unknown: list[list[str]] = []
+    if kind is Format.CSV:
+        records, unknown, rows_unknown = _csv_records(body, known, id_field, max_rows)
+    elif kind is Format.NDJSON:
+        records, unknown, rows_unknown = _ndjson_records(body, known, max_rows, strict)
+    else:
+        records = decode_records(body, decoders_for(known))
     if not records:
         raise ApiError(422, "empty_batch", "The list of records is empty.")
     if len(records) > max_rows:
@@ -105,9 +115,53 @@ def parse_batch(
         )
     if max_chars is not None:
         cap_values(records, len(fields), max_chars)
-    if strict:
-        return Batch(*mark_unknown(body, records, fields))
-    return Batch(records, sample_unknown(body, fields))
+    if id_field is not None:
+        records = attach_ids(records, fields, id_field, max_chars or MAX_ID_CHARS)
+    if kind is Format.JSON:
+        if strict:
+            return Batch(*mark_unknown(body, records, known))
+        return Batch(records, sample_unknown(body, known))
+    if strict and unknown.count:
+        records = [
+            msgspec.to_builtins(record) | dict.fromkeys(names[:ROW_NAMES]) if names else record
+            for record, names in zip(records, rows_unknown, strict=True)
+        ]
+    return Batch(records, unknown)
+
+
+def _csv_records(
+    body: bytes, known: tuple[str, ...], id_field: str | None, max_rows: int
+) -> tuple[list[Any], UnknownFields, list[list[str]]]:
+    rows, header = read_csv(body, known, max_rows)
+    if id_field is not None and id_field not in header:
+        raise ApiError(
+            422, "unknown_id_field", f"The CSV header has no column {id_field!r} (id_field).", {"id_field": id_field}
+        )
+    record = record_type(known)
+    unknown = header_unknown(header, known, len(rows))
+    return [record(*cells) for cells in rows], unknown, [list(unknown.names)] * len(rows)
+
+
+def _ndjson_records(
+    body: bytes, known: tuple[str, ...], max_rows: int, strict: bool
+) -> tuple[list[Any], UnknownFields, list[list[str]]]:
+    decoders = decoders_for(known)
+    records = []
+    rows_keys = []
+    sampled = 0
+    for row, (line, text) in enumerate(ndjson_lines(body, max_rows)):
+        if text.lstrip()[:1] != b"{":
+            raise ApiError(422, "invalid_record", f"Line {line} is not a JSON object.", {"line": line, "row": row})
+        try:
+            records.append(decode_records(text, decoders)[0])
+        except ApiError as exc:
+            raise line_error(exc, line, row) from None
+        if strict or sampled < SAMPLE_BYTES:
+            sampled += len(text) + 1
+            rows_keys.append(list(_KEYS.decode(text)))
+    unknown = UnknownFields.of(rows_keys, known)
+    allowed = frozenset(known)
+    return records, unknown, [[key for key in keys if key not in allowed] for keys in rows_keys] if strict else []
 
 
 def decode_records(body: bytes, decoders: RecordDecoders) -> list[Any]:
@@ -135,16 +189,6 @@ def decode_records(body: bytes, decoders: RecordDecoders) -> list[Any]:
     except RecursionError:
         raise _too_deep() from None
     _find_bad_record(body, decoders, many)
-
-
-def _read_body(request: Request, max_bytes: int) -> bytes:
-    if request.content_length is not None:  # api.bodies has already refused a declared excess
-        return request.get_data(cache=False)
-    # A chunked body declares no length: read one byte past the limit to see if it is over.
-    body = request.environ["wsgi.input"].read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise refuse(max_bytes)
-    return body
 
 
 def _check_utf8(body: bytes) -> None:

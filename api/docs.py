@@ -51,16 +51,17 @@ def openapi() -> Response:
     """Describe the API, with the input fields of every model served."""
     svc = services()
     try:
-        fields = svc.serving_model().input_fields
+        model = svc.serving_model()
+        fields, variables = model.input_fields, model.variables
     except ApiError:
-        fields = ()
+        fields, variables = (), ()
     served = {
         name: tuple(manifest["input_fields"])
         for name, serving, manifests in svc.catalog()
         for manifest in manifests
         if manifest.get("version") == serving
     }
-    return jsonify(build_spec(svc.settings, fields, served))
+    return jsonify(build_spec(svc.settings, fields, served, variables))
 
 
 @bp.get("/docs")

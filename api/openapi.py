@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -9,6 +10,9 @@ import msgspec
 
 from api.batches import record_type
 from api.errors import HTTP_CODES
+from api.formats import MAX_COLUMNS, MAX_LINE_BYTES
+from api.ids import MAX_ID_FIELD_CHARS
+from api.results import result_keys
 from api.schemas import RESPONSES, Accepted, Error, Health, Models, Ready, Task
 from api.waiting import MAX_WAIT_SECONDS
 from jobs.targets import MAX_URL_CHARS
@@ -20,12 +24,15 @@ _REF = "#/components/schemas/{name}"
 
 
 def build_spec(
-    settings: Settings, input_fields: tuple[str, ...] = (), models: Mapping[str, tuple[str, ...]] | None = None
+    settings: Settings,
+    input_fields: tuple[str, ...] = (),
+    models: Mapping[str, tuple[str, ...]] | None = None,
+    variables: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of this deployment: its limits and the input fields of each model.
 
     The request body is the default model's record; `x-models` names each served model's own
-    record (`Record_<name>`), for `?model=<name>`.
+    record (`Record_<name>`), for `?model=<name>`. `?fields=` takes the default model's result keys.
     """
     record = record_type(input_fields)
     body = record | Annotated[list[record], msgspec.Meta(min_length=1, max_length=settings.max_batch_rows)]  # type: ignore[valid-type]
@@ -49,6 +56,15 @@ def build_spec(
                     "boolean")  # fmt: skip
     wait = _query("wait", f"Seconds to hold the answer until the job ends (at most {MAX_WAIT_SECONDS:g}).", "number",
                   exclusiveMinimum=0, maximum=MAX_WAIT_SECONDS)  # fmt: skip
+    id_field = _query("id_field", "A field whose raw value each result row echoes as `id` (null where absent); "
+                      "it need not be a model input.", "string", minLength=1, maxLength=MAX_ID_FIELD_CHARS,
+                      pattern='^[^\\x00-\\x1f"\\\\]+$')  # fmt: skip
+    fields = _query("fields", "Comma-separated result keys to keep (business_outcome, phat, a model variable, "
+                    "contributions, intercept); `row` and `id` are always kept. Default: all.", "string",
+                    pattern=_list_of(result_keys(variables)))  # fmt: skip
+    explain = _query("explain", "Add `contributions` (coefficient x model input, per variable) and `intercept` to "
+                     "each scored row; 422 explain_unsupported for a model that is not linear.", "boolean")  # fmt: skip
+    text = {"type": "string"}
     unknown = _answer(Error, "unknown_parameter: a query parameter this endpoint does not take")
     webhook_url = {
         "name": "Webhook-Url",
@@ -69,12 +85,20 @@ def build_spec(
                 "post": {
                     "operationId": "predict",
                     "security": security,
-                    "parameters": [threshold, model, version, strict, wait, webhook_url],
+                    "parameters": [threshold, model, version, strict, wait, webhook_url, id_field, fields, explain],
                     "requestBody": {
                         "required": True,
                         "description": f"One record, or a list of 1 to {settings.max_batch_rows} records; "
-                        f"at most {settings.max_body_bytes} bytes.",
-                        "content": {"application/json": {"schema": body_schema}},
+                        f"at most {settings.max_body_bytes} bytes (decompressed). Or the same records as CSV "
+                        f"(RFC 4180, a header row, UTF-8 with an optional BOM, empty cells missing, at most "
+                        f"{MAX_COLUMNS} columns) or NDJSON (one object per line, blank lines skipped); no line "
+                        f"of either may exceed {MAX_LINE_BYTES} bytes. Any of the three may be sent with "
+                        "Content-Encoding: gzip; the limit then applies to the decompressed body.",
+                        "content": {
+                            "application/json": {"schema": body_schema},
+                            "text/csv": {"schema": text},
+                            "application/x-ndjson": {"schema": text},
+                        },
                         "x-max-body-bytes": settings.max_body_bytes,
                         "x-models": served,
                     },
@@ -118,6 +142,36 @@ def build_spec(
                         "503": _answer(Error, "redis_unavailable"),
                     },
                 },
+            },
+            "/tasks/{task_id}/results": {
+                "get": {
+                    "operationId": "results",
+                    "security": security,
+                    "description": "Every result of a succeeded job, streamed one stored chunk at a time, in the "
+                    "format the Accept header picks (JSON by default). CSV has a header row; its columns are the "
+                    "row keys in order, with contributions as contrib_<variable> and error as error_field, "
+                    "error_message.",
+                    "parameters": [task_id],
+                    "responses": {
+                        "200": {
+                            "description": "The results, in input order.",
+                            "headers": {"ETag": {"schema": {"type": "string"}}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {"type": "array", "items": {"$ref": _REF.format(name="ResultRow")}}
+                                },
+                                "application/x-ndjson": {"schema": text},
+                                "text/csv": {"schema": text},
+                            },
+                        },
+                        "304": {"description": "Not modified: If-None-Match holds the ETag."},
+                        **_errors(401, 406, 429),
+                        "404": _answer(Error, "task_not_found (unknown, or its results expired)"),
+                        "409": _answer(Error, "task_unfinished or task_failed, with the status_url"),
+                        "422": unknown,
+                        "503": _answer(Error, "redis_unavailable"),
+                    },
+                }
             },
             "/models": {
                 "get": {
@@ -187,6 +241,11 @@ def _job_ended() -> dict[str, Any]:
             },
         }
     }
+
+
+def _list_of(names: tuple[str, ...]) -> str:
+    one = "|".join(re.escape(name) for name in names)
+    return f"^(?:{one})(?:,(?:{one}))*$"
 
 
 def _query(name: str, description: str, kind: str, **limits: Any) -> dict[str, Any]:

@@ -9,8 +9,11 @@ from msgspec import UNSET
 
 from api import auth
 from api.batches import parse_batch, parse_model_name, parse_page, parse_strict, parse_threshold, parse_version
+from api.downloads import ResultFormat, etag, stream
 from api.errors import ApiError
+from api.ids import parse_id_field
 from api.params import takes
+from api.results import Columns, parse_explain, parse_fields
 from api.schemas import Accepted, FieldWarning, ModelRef, Models, Page, Task, respond, respond_with_results
 from api.services import services
 from api.waiting import parse_wait
@@ -26,9 +29,9 @@ CANCELLED = "job_cancelled"
 
 
 @bp.post("/predict")
-@takes("model", "version", "threshold", "strict", "wait")
+@takes("model", "version", "threshold", "strict", "wait", "id_field", "fields", "explain")
 def predict() -> Response:
-    """Accept one record or a batch, store it, enqueue its chunks and answer 202 at once.
+    """Accept one record or a batch (JSON, CSV or NDJSON), store it, enqueue its chunks and answer 202 at once.
 
     With `wait`, answer 200 with the finished job (as GET /tasks/<id> would) if it ends within the wait.
     """
@@ -36,11 +39,15 @@ def predict() -> Response:
     model = svc.serving_model(parse_model_name(request.args.get("model")), parse_version(request.args.get("version")))
     wait = parse_wait(request.args.get("wait"))
     strict = parse_strict(request.args.get("strict"))
+    explain = parse_explain(request.args.get("explain"), model.linear, model.name)
+    fields = parse_fields(request.args.get("fields"), model.variables)
+    id_field = parse_id_field(request.args.get("id_field"))
     settings = svc.settings
     webhook_url = parse_webhook_url(request.headers.get(WEBHOOK_HEADER), settings)
     batch = parse_batch(
-        request, model.input_fields, settings.max_batch_rows, settings.max_body_bytes, strict, settings.max_field_chars
-    )
+        request, model.input_fields, settings.max_batch_rows, settings.max_body_bytes, strict,
+        settings.max_field_chars, id_field,
+    )  # fmt: skip
     records, unknown = batch.records, batch.unknown
     override = parse_threshold(request.args.get("threshold"))
     threshold = model.threshold if override is None else override
@@ -56,6 +63,9 @@ def predict() -> Response:
         unknown_field_count=unknown.count,
         webhook_url=webhook_url,
         base_url=request.host_url if webhook_url else "",
+        id_field=id_field,
+        fields=fields,
+        explain=explain,
     )
     job_id = submit(svc.celery, svc.jobs, job, records, svc.settings.small_job_rows)
     if wait is not None and svc.waiters.wait(svc.jobs, job_id, wait) and (ended := svc.jobs.get(job_id)):
@@ -104,6 +114,40 @@ def _task_response(job: Job, page: tuple[int, int | None] | None) -> Response:
     more = limit is not None and stop < rows
     following = url_for("predictions.task", task_id=job.id, offset=stop, limit=limit) if more else None
     return respond_with_results(Task.from_job(job, Page(offset, limit, following), delivery), results)
+
+
+@bp.get("/tasks/<task_id>/results")
+@takes()
+def results(task_id: str) -> Response:
+    """Stream a finished job's results as JSON, NDJSON or CSV (by Accept), one stored chunk at a time."""
+    svc = services()
+    job = _own_job(task_id)
+    kind = _result_format()
+    status_url = url_for("predictions.task", task_id=job.id)
+    if job.status != JobStatus.SUCCEEDED:
+        code, why = ("task_failed", "failed") if job.status == JobStatus.FAILED else ("task_unfinished", "not finished")
+        details = {"task_id": job.id, "status": job.status.value, "status_url": status_url}
+        raise ApiError(409, code, f"The task has {why}; its results are not available.", details)
+    tag = etag(job, kind)
+    if request.if_none_match.contains_weak(tag):
+        response = Response(status=304)
+        response.set_etag(tag)
+        return response
+    if not svc.jobs.has_results(job.id, job.chunks):
+        raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": job.id})
+    variables = svc.serving_model(job.model_name, job.model_version).variables
+    columns = Columns.of(variables, job.fields, job.explain, job.id_field is not None)
+    response = Response(stream(svc.jobs, job, kind, columns), content_type=kind.content_type)
+    response.set_etag(tag)
+    return response
+
+
+def _result_format() -> ResultFormat:
+    offered = [kind.value for kind in ResultFormat]
+    chosen = request.accept_mimetypes.best_match(offered) if request.accept_mimetypes else ResultFormat.JSON.value
+    if chosen is None:
+        raise ApiError(406, "not_acceptable", f"Results come as {', '.join(offered)}.", {"accepted": offered})
+    return ResultFormat(chosen)
 
 
 @bp.delete("/tasks/<task_id>")

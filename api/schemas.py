@@ -79,12 +79,30 @@ class FieldWarning(msgspec.Struct):
 
 
 class ResultRow(msgspec.Struct, omit_defaults=True):
-    """One row's result, in input order: scored, with every model variable as the model saw it, or its error."""
+    """One row's result, in input order: scored, with every model variable as the model saw it, or its error.
+
+    Keys are sorted. `id` is there when the job was sent with ?id_field=, `contributions` and
+    `intercept` with ?explain=true; ?fields= keeps only the keys it names, and `row` and `id`.
+    """
 
     row: int
     business_outcome: Literal[0, 1] | UnsetType = UNSET
     phat: float | UnsetType = UNSET
     error: RowError | UnsetType = UNSET
+    id: Annotated[
+        Any, msgspec.Meta(description="The raw value of the id field (?id_field=); null when the row had none.")
+    ] = UNSET
+    contributions: (
+        Annotated[
+            dict[str, float],
+            msgspec.Meta(description="Each model variable's coefficient times its model input (?explain=true)."),
+        ]
+        | UnsetType
+    ) = UNSET
+    intercept: (
+        Annotated[float, msgspec.Meta(description="intercept + sum(contributions) = logit(phat) (?explain=true).")]
+        | UnsetType
+    ) = UNSET
 
 
 class Page(msgspec.Struct):
@@ -221,7 +239,7 @@ class Ready(msgspec.Struct):
     model: ModelRef
 
 
-RESPONSES = (Accepted, Task, Models, Error, Health, Ready)
+RESPONSES = (Accepted, Task, Models, Error, Health, Ready, ResultRow)
 
 
 def respond(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -28,6 +28,8 @@ class ServingModel:
     version: int
     threshold: float
     input_fields: tuple[str, ...]
+    variables: tuple[str, ...] = ()
+    linear: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Services:
             manifest = self.models.manifest(name, version)
             threshold = float(manifest["threshold"])
             fields = tuple(manifest["input_fields"])
+            variables = tuple(manifest.get("output_variables", ()))
+            linear = manifest.get("linear") is True
         except OSError as exc:
             log.warning("model %r cannot be read: %s", name, exc)
             raise _unavailable(name) from None
@@ -69,7 +73,7 @@ class Services:
             raise ApiError(
                 500, "model_invalid", f"The serving version of model {name!r} is broken; it has been logged."
             ) from None
-        return ServingModel(name, version, threshold, fields)
+        return ServingModel(name, version, threshold, fields, variables, linear)
 
     def catalog(self) -> list[tuple[str, int | None, list[dict[str, Any]]]]:
         """Return every model of the store: its name, serving version and the manifest of each version.

@@ -7,24 +7,29 @@ the request (a 4xx, an unreadable file), 3 the service could not be reached afte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from client.api import PredictionClient
+from client.api import PredictionClient, Shape
 from client.errors import ClientError, ConnectionFailedError, InputError, JobFailedError, WaitTimeoutError
-from client.files import output_format, read_records, write_json_lines, write_results
+from client.files import DOWNLOAD_TYPES, output_format, read_records, read_results, write_json_lines, write_results
+from client.limits import max_rows_in_refusal
 
 DEFAULT_URL = "http://127.0.0.1:1313"
 EXIT_JOB_FAILED = 1
 EXIT_REFUSED = 2
 EXIT_UNREACHABLE = 3
+# Files sent as they are and results written as the service streams them: formats read line by line.
+STREAMED = frozenset({".csv", ".jsonl"})
 
 
 def _positive_int(text: str) -> int:
@@ -59,7 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--api-key", default=os.environ.get("API_KEY") or None, help="bearer key (default: $API_KEY, which is safer)"
     )
+    predict.add_argument(
+        "--fields", type=_names, default=(), help="result keys to keep, comma-separated, e.g. phat,business_outcome"
+    )
+    predict.add_argument(
+        "--explain", action="store_true", help="add each variable's contribution (coefficient x input) to each row"
+    )
+    predict.add_argument("--id-field", help="a field of the input echoed as `id` in each result row")
     return parser
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 class _BarSafeHandler(logging.Handler):
@@ -78,10 +94,24 @@ def _show_client_log() -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
-    """Read the file, score it with a progress bar, write the results and a summary."""
+    """Score the file with a progress bar, write the results and a summary.
+
+    From a .csv or .jsonl file to a .csv or .jsonl --out, without --batch-rows, the file goes to the
+    service as it is and the results come back streamed into --out. Otherwise (or when the file has
+    more rows than the service takes per job) the records are read here and sent in jobs of --batch-rows.
+    """
     started = time.monotonic()
     if args.out is not None:
         output_format(args.out)  # refuse an unknown extension before doing any work
+        if args.batch_rows is None and {args.file.suffix.lower(), args.out.suffix.lower()} <= STREAMED:
+            try:
+                return stream_file(args, started)
+            except ClientError as exc:
+                limit = max_rows_in_refusal(exc) if exc.code == "too_many_rows" else None
+                if limit is None:
+                    raise
+                logging.getLogger("client").warning("the service takes at most %d rows per job; splitting", limit)
+                args.batch_rows = limit
     records = read_records(args.file)
     with (
         PredictionClient(args.url, api_key=args.api_key, retries=args.retries) as client,
@@ -92,8 +122,9 @@ def predict(args: argparse.Namespace) -> int:
             bar.update(rows_done - bar.n)
 
         results = client.predict(
-            records, threshold=args.threshold, batch_rows=args.batch_rows, on_progress=show, model=args.model
-        )
+            records, threshold=args.threshold, batch_rows=args.batch_rows, on_progress=show, model=args.model,
+            shape=_shape(args),
+        )  # fmt: skip
     if args.out is None:
         write_json_lines(results, sys.stdout)
         sys.stdout.flush()
@@ -103,12 +134,40 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(results: list[dict[str, Any]], seconds: float, out: Path | None) -> str:
-    errors = sum("error" in item for item in results)
-    events = sum(item.get("business_outcome") == 1 for item in results)
+def stream_file(args: argparse.Namespace, started: float) -> int:
+    """Send the file as it is, follow the job, and stream its results into --out, replaced only when complete."""
+    out: Path = args.out
+    partial = out.with_name(f".{out.name}.part")
+    with PredictionClient(args.url, api_key=args.api_key, retries=args.retries) as client:
+        job = client.submit_file(args.file, args.threshold, args.model, _shape(args))
+        try:
+            with tqdm(total=job.rows, unit="row", desc="scoring", file=sys.stderr) as bar:
+                client.follow(job.task_id, lambda done, rows: bar.update(done - bar.n))
+            with partial.open("wb") as stream:
+                client.download(job.task_id, stream, DOWNLOAD_TYPES[output_format(out)])
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            with contextlib.suppress(ClientError, ConnectionFailedError):
+                client.cancel(job.task_id)  # a job that already finished refuses: nothing to stop
+            raise
+    os.replace(partial, out)
+    print(_summary(read_results(out), time.monotonic() - started, out), file=sys.stderr)
+    return 0
+
+
+def _shape(args: argparse.Namespace) -> Shape:
+    return Shape(args.fields, args.explain, args.id_field)
+
+
+def _summary(results: Iterable[dict[str, Any]], seconds: float, out: Path | None) -> str:
+    rows = errors = events = 0
+    for item in results:
+        rows += 1
+        errors += "error" in item
+        events += item.get("business_outcome") == 1
     where = f"; results in {out}" if out is not None else ""
     return (
-        f"{len(results) - errors} rows scored, {errors} rows with errors, "
+        f"{rows - errors} rows scored, {errors} rows with errors, "
         f"{events} events (business_outcome 1), {seconds:.1f} s{where}"
     )
 

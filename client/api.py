@@ -9,8 +9,9 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import requests
@@ -34,6 +35,28 @@ _MIN_ROUND_SECONDS = 0.1
 
 # Failures of the transport, not answers of the service.
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+# The upload formats the service reads, by file extension.
+UPLOAD_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson", ".json": "application/json"}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How the service shapes each result row: the keys kept, explanations, and the field echoed as `id`."""
+
+    fields: Sequence[str] = ()
+    explain: bool = False
+    id_field: str | None = None
+
+    def params(self) -> dict[str, str]:
+        """Return the query parameters that ask for this shape."""
+        params = {"fields": ",".join(self.fields)} if self.fields else {}
+        if self.explain:
+            params["explain"] = "true"
+        if self.id_field is not None:
+            params["id_field"] = self.id_field
+        return params
 
 
 @dataclass(frozen=True)
@@ -87,17 +110,40 @@ class PredictionClient:
         self.session.close()
 
     def submit(
-        self, records: Record | Sequence[Record], threshold: float | None = None, model: str | None = None
+        self,
+        records: Record | Sequence[Record],
+        threshold: float | None = None,
+        model: str | None = None,
+        shape: Shape | None = None,
     ) -> Submitted:
         """Submit one record or a list of records as one job, to `model` or the service's default model.
 
         Each call is one submission with a fresh idempotency key, which its retries repeat.
         """
+        return self._submit(_encode(records), "application/json", threshold, model, shape)
+
+    def submit_file(
+        self, path: Path, threshold: float | None = None, model: str | None = None, shape: Shape | None = None
+    ) -> Submitted:
+        """Submit a .csv, .jsonl or .json file as one job, sent as it is: the service parses it, not the client."""
+        content_type = UPLOAD_TYPES.get(path.suffix.lower())
+        if content_type is None:
+            raise InputError(f"cannot tell the format of {path}: use one of the extensions {', '.join(UPLOAD_TYPES)}")
+        try:
+            with path.open("rb") as stream:
+                return self._submit(stream, content_type, threshold, model, shape)
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc}") from None
+
+    def _submit(
+        self, data: Any, content_type: str, threshold: float | None, model: str | None, shape: Shape | None
+    ) -> Submitted:
         params = {} if threshold is None else {"threshold": repr(float(threshold))}
         if model is not None:
             params["model"] = model
-        headers = {"Content-Type": "application/json", IDEMPOTENCY_KEY: uuid.uuid4().hex}
-        response = self._request("POST", "/predict", data=_encode(records), params=params, headers=headers)
+        params |= (shape or Shape()).params()
+        headers = {"Content-Type": content_type, IDEMPOTENCY_KEY: uuid.uuid4().hex}
+        response = self._request("POST", "/predict", data=data, params=params, headers=headers)
         body = response.json()
         return Submitted(
             task_id=body["task_id"],
@@ -157,6 +203,37 @@ class PredictionClient:
             # once: then pause briefly, so that the loop never spins.
             time.sleep(max(0.0, min(poll_interval, _MIN_ROUND_SECONDS) - (time.monotonic() - asked_at)))
 
+    def follow(
+        self, task_id: str, on_progress: ProgressCallback | None = None, timeout: float | None = 900.0
+    ) -> dict[str, Any]:
+        """Wait for the job to succeed without reading its results; return its status, or raise JobFailedError."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            asked_at = time.monotonic()
+            body = self.status(task_id, limit=1, wait=1.0)
+            if on_progress is not None:
+                on_progress(int(body["rows_done"]), int(body["rows"]))
+            if body["status"] == "succeeded":
+                body.pop("results", None)
+                body.pop("page", None)
+                return body
+            if body["status"] == "failed":
+                error = body.get("error") or {}
+                raise JobFailedError(task_id, error.get("code", "job_failed"), error.get("message", "unknown"))
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeoutError(task_id, body["status"], timeout or 0.0)
+            time.sleep(max(0.0, _MIN_ROUND_SECONDS - (time.monotonic() - asked_at)))
+
+    def download(self, task_id: str, stream: BinaryIO, media_type: str = "text/csv") -> int:
+        """Write a finished job's results to `stream` as the service streams them (CSV, NDJSON, JSON); return bytes."""
+        path = f"{_task_path(task_id)}/results"
+        with self._request("GET", path, headers={"Accept": media_type}, stream=True) as response:
+            written = 0
+            for piece in response.iter_content(chunk_size=256 * 1024):
+                stream.write(piece)
+                written += len(piece)
+        return written
+
     def _read_remaining_pages(self, task_id: str, body: dict[str, Any], page_rows: int) -> dict[str, Any]:
         results = body["results"]
         while len(results) < int(body["rows"]):
@@ -175,6 +252,7 @@ class PredictionClient:
         on_progress: ProgressCallback | None = None,
         *,
         model: str | None = None,
+        shape: Shape | None = None,
         poll_interval: float = 1.0,
         wait_timeout: float | None = 900.0,
     ) -> list[dict[str, Any]]:
@@ -195,7 +273,7 @@ class PredictionClient:
             while index < len(spans):
                 start, stop = spans[index]
                 try:
-                    jobs.append((start, self.submit(rows[start:stop], threshold, model)))
+                    jobs.append((start, self.submit(rows[start:stop], threshold, model, shape)))
                 except ClientError as exc:
                     # Over the service's row limit: split the rest of the input by the limit it names.
                     limit = max_rows_in_refusal(exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,6 +20,9 @@ RESULT_HEAD = ("row", "business_outcome", "phat")
 ERROR_COLUMNS = ("error_field", "error_message")
 INPUT_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl"}
 OUTPUT_FORMATS = INPUT_FORMATS
+# What to ask the service's streamed download for, by output format.
+DOWNLOAD_TYPES = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}
+CONTRIBUTION_PREFIX = "contrib_"
 
 RawRecord = dict[str, Any]
 
@@ -101,17 +104,43 @@ def write_csv_results(results: Sequence[dict[str, Any]], stream: TextIO) -> None
 
 
 def result_columns(results: Iterable[dict[str, Any]]) -> list[str]:
-    """Return the CSV columns for these results."""
-    variables = {key for item in results for key in item} - {*RESULT_HEAD, "error"}
-    return [*RESULT_HEAD, *sorted(variables), *ERROR_COLUMNS]
+    """Return the CSV columns for these results: contributions (with --explain) as one contrib_ column each."""
+    columns = {key for item in results for key in _flatten(item)} - {*RESULT_HEAD, *ERROR_COLUMNS}
+    return [*RESULT_HEAD, *sorted(columns), *ERROR_COLUMNS]
+
+
+def read_results(path: Path) -> Iterator[dict[str, Any]]:
+    """Read back, row by row, a results file the service streamed: `error` and `business_outcome` of each row."""
+    kind = output_format(path)
+    with path.open(encoding="utf-8", newline="") as stream:
+        if kind == "json":
+            yield from json.load(stream)
+            return
+        if kind == "jsonl":
+            yield from (json.loads(line) for line in stream if line.strip())
+            return
+        reader = csv.reader(stream)
+        header = next(reader, [])
+        at = {name: index for index, name in enumerate(header)}
+        error, outcome = at.get("error_message"), at.get("business_outcome")
+        for cells in reader:
+            row: dict[str, Any] = {}
+            if error is not None and cells[error]:
+                row["error"] = cells[error]
+            if outcome is not None and cells[outcome]:
+                row["business_outcome"] = int(cells[outcome])
+            yield row
 
 
 def _flatten(item: dict[str, Any]) -> dict[str, Any]:
-    flat = {key: value for key, value in item.items() if key != "error"}
+    flat = {key: value for key, value in item.items() if key not in ("error", "contributions")}
     error = item.get("error")
     if isinstance(error, dict):
         flat["error_field"] = error.get("field", "")
         flat["error_message"] = error.get("message", "")
+    contributions = item.get("contributions")
+    if isinstance(contributions, dict):
+        flat |= {CONTRIBUTION_PREFIX + name: value for name, value in contributions.items()}
     return flat
 
 

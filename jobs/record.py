@@ -51,6 +51,10 @@ class NewJob:
     # Where the job's end is announced (jobs.webhooks), and the API's base URL for its absolute status_url.
     webhook_url: str = ""
     base_url: str = ""
+    # How result rows are shaped (api.results): the id field echoed, the keys kept, contributions added.
+    id_field: str | None = None
+    fields: tuple[str, ...] = ()
+    explain: bool = False
 
     @property
     def chunks(self) -> int:
@@ -82,6 +86,9 @@ class Job(msgspec.Struct, kw_only=True, frozen=True):
     unknown_field_count: int = 0
     webhook_url: str | None = None
     base_url: str | None = None
+    id_field: str | None = None
+    fields: tuple[str, ...] = ()
+    explain: bool = False
 
     @classmethod
     def accepted(cls, job_id: str, new: NewJob, now: float) -> Job:
@@ -101,6 +108,9 @@ class Job(msgspec.Struct, kw_only=True, frozen=True):
             unknown_field_count=new.unknown_field_count,
             webhook_url=new.webhook_url or None,
             base_url=new.base_url or None,
+            id_field=new.id_field,
+            fields=new.fields,
+            explain=new.explain,
             submitted_at=now_iso(),
             heartbeat=now,
         )
@@ -112,8 +122,9 @@ class Job(msgspec.Struct, kw_only=True, frozen=True):
             return None
         strings: dict[str, object] = {k.decode(): v.decode() for k, v in fields.items()}
         strings["id"] = job_id
-        if "unknown_fields" in strings:
-            strings["unknown_fields"] = msgspec.json.decode(str(strings["unknown_fields"]))
+        for name in ("unknown_fields", "fields"):
+            if name in strings:
+                strings[name] = msgspec.json.decode(str(strings[name]))
         return msgspec.convert(strings, cls, strict=False)
 
     def to_hash(self) -> dict[str, str]:

@@ -358,6 +358,14 @@ class JobStore:
                 pieces.append(inner)
         return b"[" + b",".join(pieces) + b"]"
 
+    def result_chunk(self, job_id: str, chunk: int) -> bytes | None:
+        """Return one chunk's stored results (a JSON array), or None when it has expired."""
+        return self.client.get(keys.result(job_id, chunk))
+
+    def has_results(self, job_id: str, chunks: int) -> bool:
+        """Return whether every chunk's results of a job are still stored."""
+        return not chunks or int(self.client.exists(*(keys.result(job_id, k) for k in range(chunks)))) == chunks
+
     def unfinished(self) -> int:
         """Return how many jobs are neither succeeded nor failed."""
         return int(self.client.zcard(keys.DEADLINES))

@@ -42,14 +42,15 @@ def save(
     name: str,
     pipeline: Pipeline,
     *,
-    schema: Mapping[str, list[str]],
+    schema: Mapping[str, Any],
     threshold: float,
     metrics: Mapping[str, Any],
     data_fingerprint: Mapping[str, Any],
 ) -> int:
     """Write `pipeline` as a new version of `name` with its schema and scores; return its number.
 
-    `schema` names the raw `input_fields` the API accepts and the model's `output_variables`.
+    `schema` names the raw `input_fields` the API accepts, the model's `output_variables`, and whether
+    it is `linear` (its scores can be explained, `?explain=true`).
     """
     manifest = {
         **schema,

@@ -14,7 +14,7 @@ fits `model`, and saves the whole object. Serving loads and calls it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -73,9 +73,19 @@ def input_fields(pipeline: Pipeline) -> list[str]:
     return sorted(pipeline.named_steps["parse"].get_feature_names_out())
 
 
-def schema(pipeline: Pipeline) -> dict[str, list[str]]:
-    """Return what a model store records of the pipeline's interface: its input fields and variables."""
-    return {"input_fields": input_fields(pipeline), "output_variables": model_variables(pipeline)}
+def is_linear(pipeline: Pipeline) -> bool:
+    """Tell whether the model is linear with one output: its scores are explained exactly (training.explain)."""
+    coef = getattr(pipeline.steps[-1][1], "coef_", None)
+    return coef is not None and getattr(coef, "ndim", 0) == 2 and coef.shape == (1, len(model_variables(pipeline)))
+
+
+def schema(pipeline: Pipeline) -> dict[str, Any]:
+    """Return what a model store records of the pipeline's interface: its input fields, variables, linearity."""
+    return {
+        "input_fields": input_fields(pipeline),
+        "output_variables": model_variables(pipeline),
+        "linear": is_linear(pipeline),
+    }
 
 
 def owning_fields(variables: Sequence[str], categorical: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -102,7 +102,8 @@ class Batcher:
                 pipeline = self.models.get(name, version).pipeline
                 results = scoring.score_batches(
                     pipeline, [d.records or [] for d in deliveries], [d.job.threshold for d in deliveries],
-                    strict=[d.job.strict for d in deliveries],
+                    strict=[d.job.strict for d in deliveries], fields=[d.job.fields for d in deliveries],
+                    explain=[d.job.explain for d in deliveries],
                 )  # fmt: skip
         except ModelStoreError as exc:
             for d in deliveries:

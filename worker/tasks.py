@@ -120,7 +120,9 @@ def _score_chunk(state: ProcessState, job_id: str, chunk: int) -> None:
         attributes |= {"glmq.model": job.model_name, "glmq.model_version": job.model_version}
         with tracer.start_as_current_span("score chunk", attributes=attributes):
             model = state.models.get(job.model_name, job.model_version)
-            results = scoring.score_records(model.pipeline, records, job.threshold, chunk * job.chunk_rows, job.strict)
+            results = scoring.score_records(
+                model.pipeline, records, job.threshold, chunk * job.chunk_rows, job.strict, job.fields, job.explain
+            )
     except ModelStoreError as exc:
         jobs.fail(job_id, f"model {job.model_name} v{job.model_version} cannot be loaded: {exc}")
         return

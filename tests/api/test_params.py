@@ -12,7 +12,8 @@ def test_a_misspelled_model_parameter_is_refused_and_no_job_is_made(client, redi
     assert error["code"] == "unknown_parameter"
     assert "'modle'" in error["message"]
     assert error["details"] == {
-        "unknown": ["modle"], "accepted": ["model", "strict", "threshold", "version", "wait"],
+        "unknown": ["modle"],
+        "accepted": ["explain", "fields", "id_field", "model", "strict", "threshold", "version", "wait"],
     }  # fmt: skip
     assert redis_db.keys("glmq:*job*") == []
 

@@ -88,3 +88,52 @@ def test_an_unknown_output_extension_exits_2_before_sending(server, input_csv, t
     assert main(["predict", str(input_csv), "--url", server.url, "--out", str(tmp_path / "r.xlsx")]) == 2
     assert "cannot tell the output format" in capsys.readouterr().err
     assert server.seen == []
+
+
+SERVED_CSV = (
+    "business_outcome,error_field,error_message,phat,row\r\n1,,,0.8,0\r\n,x63,\"cannot parse 'z', a number\",,1\r\n"
+)
+
+
+def streamed_service(seen) -> Reply:
+    """Answer the streamed path: the upload, a status with one result, and the results as CSV."""
+    if seen.method == "POST":
+        return accepted(rows=2)
+    if seen.path.split("?")[0].endswith("/results"):
+        return Reply(200, SERVED_CSV)
+    return succeeded(2, RESULTS[:1])
+
+
+def test_a_csv_goes_up_as_it_is_and_the_results_come_down_streamed(server, input_csv, tmp_path, capsys) -> None:
+    server.script(streamed_service)
+    out = tmp_path / "results.csv"
+    argv = ["predict", str(input_csv), "--url", server.url, "--out", str(out), "--fields", "phat,business_outcome"]
+    assert main([*argv, "--explain", "--id-field", "x12"]) == 0
+    upload, *_, download = server.seen
+    assert (upload.body.decode(), upload.headers["Content-Type"]) == (CSV, "text/csv")
+    assert "fields=phat%2Cbusiness_outcome&explain=true&id_field=x12" in upload.path
+    assert (download.path, download.headers["Accept"]) == (f"/tasks/{'a' * 32}/results", "text/csv")
+    assert out.read_bytes() == SERVED_CSV.encode()
+    assert list(tmp_path.glob(".*part")) == []
+    assert "1 rows scored, 1 rows with errors, 1 events (business_outcome 1)" in capsys.readouterr().err
+
+
+def test_a_failed_streamed_job_leaves_no_results_file(server, input_csv, tmp_path) -> None:
+    failed = Reply(200, {**succeeded(2, []).body, "status": "failed", "error": {"code": "job_failed", "message": "x"}})
+    server.script(accepted(rows=2), failed)
+    out = tmp_path / "results.csv"
+    assert main(["predict", str(input_csv), "--url", server.url, "--out", str(out)]) == 1
+    assert not out.exists() and list(tmp_path.glob(".*part")) == []
+    assert server.paths()[-1] == f"DELETE /tasks/{'a' * 32}"
+
+
+def test_more_rows_than_the_service_takes_fall_back_to_reading_the_file(server, input_csv, tmp_path) -> None:
+    too_many = error(413, "too_many_rows", "At most 1 records per request.", {"max_rows": 1})
+    one = succeeded(1, [{"business_outcome": 1, "phat": 0.8, "row": 0}])
+    server.script(too_many, accepted(rows=1), accepted("b" * 32, rows=1), one, one)
+    out = tmp_path / "results.csv"
+    assert main(["predict", str(input_csv), "--url", server.url, "--out", str(out)]) == 0
+    assert [seen.headers["Content-Type"] for seen in server.seen if seen.method == "POST"] == [
+        "text/csv", "application/json", "application/json"
+    ]  # fmt: skip
+    assert [line.split(",")[0] for line in out.read_text().splitlines()] == ["row", "0", "1"]

@@ -105,7 +105,7 @@ def test_a_bad_row_is_reported_and_the_rest_scored(stack, approved, real_rows) -
     ("data", "headers", "status", "code"),
     [
         (b"{oops", {"Content-Type": "application/json"}, 400, "malformed_json"),
-        (b'{"x12": 1}', {"Content-Type": "text/csv"}, 415, "unsupported_media_type"),
+        (b'{"x12": 1}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
         (b"[]", {"Content-Type": "application/json"}, 422, "empty_batch"),
         (b"7", {"Content-Type": "application/json"}, 422, "invalid_shape"),
         (b"[1, 2]", {"Content-Type": "application/json"}, 422, "invalid_record"),
