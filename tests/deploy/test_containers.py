@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,6 +87,15 @@ def readme_example() -> dict[str, Any]:
     return json.loads(match.group(1))
 
 
+def descendants(pid: int) -> list[int]:
+    """Return the pids of every process below `pid`."""
+    found = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in map(int, listing.read_text().split()):
+            found += [child, *descendants(child)]
+    return found
+
+
 @dataclass
 class Deployment:
     url: str
@@ -137,11 +147,25 @@ class Deployment:
         Only call this while no other worker consumes: each unfinished chunk is then in this worker's hands.
         """
         self.project.podman.run("pause", worker)
+        time.sleep(0.5)  # what the worker sent before it froze reaches Redis and runs first
         started = set(self.redis_cli("HKEYS", keys.attempts(task_id)).split())
         held = sorted(started - set(self.redis_cli("SMEMBERS", keys.done(task_id)).split()), key=int)
         if not held:
             self.project.podman.run("unpause", worker)
         return held
+
+    def kill_frozen(self, worker: str) -> None:
+        """SIGKILL every process of a frozen worker, then thaw it: none of them runs another instruction."""
+
+        def main_pid() -> int:
+            return int(self.project.podman.run("inspect", "--format", "{{.State.Pid}}", worker).stdout)
+
+        # `podman kill` on the paused worker was seen to let it finish its chunk before it died.
+        pid = main_pid()
+        for process in [pid, *descendants(pid)]:
+            os.kill(process, signal.SIGKILL)
+        self.project.podman.run("unpause", worker)
+        until(lambda: main_pid() != pid, 30, f"{worker} dead")  # 0, or another pid if its restart policy acted
 
     def redis_cli(self, *argv: str) -> str:
         # The container's REDISCLI_AUTH holds the password, as for its healthcheck.
@@ -278,14 +302,14 @@ def test_a_killed_workers_chunks_are_finished(deployment, ten_thousand, request)
     # Only the victim consumes until it dies: the others are frozen. It is frozen too, at a moment when it
     # holds a chunk it started and has not finished, and killed so.
     project.podman.run("pause", *survivors)
-    task_id = deployment.submit(ten_thousand * 3)
+    task_id = deployment.submit(ten_thousand * 6)
     held = until(lambda: deployment.frozen_holding(victim, task_id), 60, f"{victim} holding a chunk", every=0.05)
-    project.podman.run("kill", "--signal", "KILL", victim)
+    deployment.kill_frozen(victim)
     killed_at = time.monotonic()
     project.podman.run("unpause", *survivors)
     body = deployment.wait(task_id, seconds=240)
     assert body["status"] == "succeeded", body.get("error")
-    assert [row["row"] for row in body["results"]] == list(range(len(ten_thousand) * 3))
+    assert [row["row"] for row in body["results"]] == list(range(len(ten_thousand) * 6))
     attempts = deployment.redis_cli("HGETALL", keys.attempts(task_id)).split()
     started = dict(zip(attempts[::2], map(int, attempts[1::2]), strict=True))
     scored = {name: project.logs(name).count(f"of job {task_id}") for name in (victim, *survivors)}
