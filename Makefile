@@ -18,7 +18,7 @@ test: install
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not integration and not faults"
+	$(BIN)/python -m pytest -m "not integration and not faults and not containers"
 
 # The image built with podman and the compose stack run by podman-compose (root; skips, saying why, without podman).
 container-test: install
