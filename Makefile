@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test test-fast lint up down bootstrap bench bench-compare clean
+.PHONY: install test test-fast container-test lint up down bootstrap bench bench-compare clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,11 @@ test: install
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not integration and not faults"
+	$(BIN)/python -m pytest -m "not integration and not faults and not containers"
+
+# The image built with podman and the compose stack run by podman-compose (root; skips, saying why, without podman).
+container-test: install
+	$(BIN)/python -m pytest -m containers tests/deploy/test_containers.py
 
 lint: install
 	$(BIN)/ruff check .
