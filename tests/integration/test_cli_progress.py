@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from tqdm import tqdm
@@ -15,12 +16,20 @@ RECORD = {"x12": "$1,000.00", "x31": "asia", "x5": "monday"}
 ROWS = 20_000
 
 
-def test_the_cli_shows_bytes_then_rows_from_the_event_stream_and_one_final_line(stack, tmp_path) -> None:
-    path = tmp_path / "records.json"
-    path.write_text(json.dumps([RECORD] * ROWS))
-    body_bytes = len(json.dumps([RECORD] * ROWS, separators=(",", ":")))
+def write_input(path: Path) -> int:
+    """Write ROWS records in the file's format; return the bytes the CLI uploads for them."""
+    if path.suffix == ".csv":  # sent as it is (the streamed path)
+        path.write_text("x12,x31,x5\n" + '"$1,000.00",asia,monday\n' * ROWS)
+        return path.stat().st_size
+    path.write_text(json.dumps([RECORD] * ROWS))  # read, then sent as compact JSON
+    return len(json.dumps([RECORD] * ROWS, separators=(",", ":")))
+
+
+@pytest.mark.parametrize(("source", "out"), [("records.json", "out.jsonl"), ("records.csv", "out.csv")])
+def test_the_cli_shows_bytes_then_rows_from_the_event_stream_and_one_final_line(stack, tmp_path, source, out) -> None:
+    body_bytes = write_input(tmp_path / source)
     logged = len((stack.log_dir / "api.log").read_text())
-    done = run_cli(str(path), "--url", stack.url, "--out", str(tmp_path / "out.jsonl"))
+    done = run_cli(str(tmp_path / source), "--url", stack.url, "--out", str(tmp_path / out))
     assert done.returncode == 0, done.stderr
     lines = [line.strip() for line in re.split(r"[\r\n]+", done.stderr) if line.strip()]
     uploading = [line for line in lines if line.startswith("uploading:")]
