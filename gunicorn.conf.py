@@ -25,7 +25,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # headers or body starved every other request (1 of 4 answered in 12 s; tests/faults/
 # test_slow_clients.py). Most of a request's life is spent waiting on Redis, which gevent's patched
 # sockets turn into a switch; a `?wait=` request waits the same way, at most MAX_WAITERS (100) of
-# them per process, each on a Redis connection of its own (api/waiting.py).
+# them per process, each on a Redis connection of its own (api/waiting.py), and so does an event
+# stream (GET /tasks/<id>/events), at most MAX_STREAMS (100) per process (api/events.py).
 worker_class = "gevent"
 
 # The bound on connections, per process: past it, a process accepts no more until one ends. A slow

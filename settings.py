@@ -103,6 +103,9 @@ class Settings:
     # Requests of one API process that may wait (?wait=) at once, each holding a Redis connection of
     # its own for up to 30 s (api/waiting.py); past it, a request answers at once.
     max_waiters: int = 100
+    # Event streams (GET /tasks/<id>/events) one API process serves at once, each holding a Redis
+    # connection of its own (api/events.py); past it, 503 with Retry-After.
+    max_streams: int = 100
     api_keys: tuple[Secret, ...] = ()
     rate_limit_per_minute: int = 0
     # The OTLP/HTTP base URL spans go to (http://collector:4318); empty: tracing is off (tracing.py).

@@ -7,7 +7,8 @@ import logging
 import redis
 from flask import Flask
 
-from api import bodies, docs, errors, metrics, params, probes, routes
+from api import bodies, docs, errors, events, metrics, params, probes, routes
+from api.idempotency import Idempotency
 from api.services import Services
 from api.waiting import Waiters
 from jobs import JobStore
@@ -43,12 +44,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         models=ModelStore(settings.model_store_dir),
         waiters=Waiters(settings.redis_url.reveal(), settings.max_waiters),
         webhooks=webhooks,
+        idempotency=Idempotency(client, settings.result_ttl_seconds),
+        streams=events.Streams(settings.redis_url.reveal(), settings.max_streams),
     )
     errors.init_app(app)
     metrics.init_app(app)  # app-wide hooks run before the blueprint's guard, so refused requests are timed too
     bodies.init_app(app)  # after metrics: a refused body is timed too
     params.init_app(app)  # after the timer starts, so a refused parameter is timed too
     app.register_blueprint(routes.bp)  # behind the API key guard
+    app.register_blueprint(events.bp)  # behind the same guard
     app.register_blueprint(probes.bp)
     app.register_blueprint(docs.bp)
     logging.getLogger(__name__).info("api settings: %s", settings.describe())

@@ -43,6 +43,11 @@ def authenticate() -> str:
     return owner_of(presented)
 
 
+def caller(owner: str) -> str:
+    """Return who a request counts as: its key's owner, or its client address when keys are off."""
+    return owner or f"addr:{request.remote_addr}"
+
+
 def enforce_rate_limit(owner: str) -> None:
     """Count this request in the caller's one-minute window; refuse it past the limit."""
     svc = services()
@@ -51,8 +56,7 @@ def enforce_rate_limit(owner: str) -> None:
         return
     now = time.time()
     window = int(now // 60)
-    caller = owner or f"addr:{request.remote_addr}"
-    key = keys.rate(caller, window)
+    key = keys.rate(caller(owner), window)
     pipe = svc.redis.pipeline()
     pipe.incr(key)
     pipe.expire(key, 61)

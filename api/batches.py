@@ -10,6 +10,7 @@ names the first step that fails: nothing is read out of a library's error messag
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -77,6 +78,7 @@ class Batch:
 
     records: list[Any]
     unknown: UnknownFields
+    digest: str = ""  # SHA-256 of the body, when asked for (api.idempotency compares submissions by it)
 
 
 def parse_batch(
@@ -87,15 +89,18 @@ def parse_batch(
     strict: bool = False,
     max_chars: int | None = None,
     id_field: str | None = None,
+    digest: bool = False,
 ) -> Batch:
     """Return the request's records, 1 to `max_rows` of them in any upload format, and their unknown fields.
 
     With `strict`, every row's unknown field names are kept in its record, for the worker to refuse.
     A value longer than `max_chars` is replaced by a marker that its row's result reports. With
-    `id_field`, each record carries that field's value as its id (api.ids).
+    `id_field`, each record carries that field's value as its id (api.ids). With `digest`, the batch
+    carries the SHA-256 of the body as read (decompressed).
     """
     kind = upload_format(request)
     body = read_upload(request, max_bytes)
+    hashed = hashlib.sha256(body).hexdigest() if digest else ""
     known = decoded_fields(fields, id_field)
     rows_unknown: list[list[str]] = []
     if kind is Format.CSV:
@@ -119,14 +124,14 @@ def parse_batch(
         records = attach_ids(records, fields, id_field, max_chars or MAX_ID_CHARS)
     if kind is Format.JSON:
         if strict:
-            return Batch(*mark_unknown(body, records, known))
-        return Batch(records, sample_unknown(body, known))
+            return Batch(*mark_unknown(body, records, known), hashed)
+        return Batch(records, sample_unknown(body, known), hashed)
     if strict and unknown.count:
         records = [
             msgspec.to_builtins(record) | dict.fromkeys(names[:ROW_NAMES]) if names else record
             for record, names in zip(records, rows_unknown, strict=True)
         ]
-    return Batch(records, unknown)
+    return Batch(records, unknown, hashed)
 
 
 def _csv_records(

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 
 import msgspec
 
+from api import idempotency
 from api.batches import record_type
 from api.errors import HTTP_CODES
+from api.events import KEEPALIVE_SECONDS, RETRY_AFTER_SECONDS
 from api.formats import MAX_COLUMNS, MAX_LINE_BYTES
 from api.ids import MAX_ID_FIELD_CHARS
 from api.results import result_keys
-from api.schemas import RESPONSES, Accepted, Error, Health, Models, Ready, Task
+from api.schemas import RESPONSES, Accepted, Error, Health, Models, Progress, Ready, Task
 from api.waiting import MAX_WAIT_SECONDS
 from jobs.targets import MAX_URL_CHARS
 from jobs.webhooks import Event
@@ -21,6 +23,16 @@ from model_store import NAME_PATTERN
 from settings import Settings
 
 _REF = "#/components/schemas/{name}"
+# One Server-Sent Event; `data` is JSON, of the shape `x-events` names for its type.
+_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+        "event": {"type": "string", "enum": ["progress", "succeeded", "failed"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 
 def build_spec(
@@ -77,6 +89,35 @@ def build_spec(
         "schema": {"type": "string", "maxLength": MAX_URL_CHARS},
     }
     location = {"Location": {"schema": {"type": "string"}}}
+    key = {
+        "name": idempotency.HEADER, "in": "header", "required": False,
+        "description": "Names one submission of this caller: a repeat with the same body and parameters within "
+        "RESULT_TTL_SECONDS answers with the first one's job (and Idempotent-Replayed: true); another body with "
+        "the same key is 422 idempotency_key_reused. Quotes around it (\"key\") are not part of it.",
+        "schema": {"type": "string", "pattern": f"^{idempotency.KEY_PATTERN}$"},
+    }  # fmt: skip
+    replayed = {idempotency.REPLAYED: {"description": "true: the answer of an earlier request with this key",
+                                       "schema": {"type": "string", "enum": ["true"]}}}  # fmt: skip
+    in_use = "idempotency_key_in_use: a request with this key is still being processed; retry after Retry-After"
+    reused = (
+        "a request error of the body or the parameters, webhook_url_refused, webhooks_disabled, or "
+        "idempotency_key_reused (the key came with another request)"
+    )
+    last_event_id = {
+        "name": "Last-Event-ID", "in": "header", "required": False,
+        "description": "The id of the last event received: the stream resumes after it.",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+    }  # fmt: skip
+    events = {
+        "description": f"The job's events, as Server-Sent Events: `progress` (data: Progress) each time a chunk "
+        f"is scored, then one `succeeded` or `failed` (data: the Task, without results; a cancelled job's is "
+        f"`failed` with job_cancelled), and the stream ends. Each event's `id` resumes the stream (Last-Event-ID); "
+        f"a comment line comes every {KEEPALIVE_SECONDS} s while nothing else does.",
+        "content": {"text/event-stream": {"schema": _EVENT}},
+        "x-events": {"progress": {"$ref": _REF.format(name=Progress.__name__)},
+                     "succeeded": {"$ref": _REF.format(name=Task.__name__)},
+                     "failed": {"$ref": _REF.format(name=Task.__name__)}},
+    }  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {"title": "glm-queue", "version": "1", "description": "Queue-based scoring of tabular models."},
@@ -85,7 +126,18 @@ def build_spec(
                 "post": {
                     "operationId": "predict",
                     "security": security,
-                    "parameters": [threshold, model, version, strict, wait, webhook_url, id_field, fields, explain],
+                    "parameters": [
+                        threshold,
+                        model,
+                        version,
+                        strict,
+                        wait,
+                        webhook_url,
+                        id_field,
+                        fields,
+                        explain,
+                        key,
+                    ],
                     "requestBody": {
                         "required": True,
                         "description": f"One record, or a list of 1 to {settings.max_batch_rows} records; "
@@ -103,13 +155,14 @@ def build_spec(
                         "x-models": served,
                     },
                     "responses": {
-                        "200": _answer(Task, "With wait: the job ended in time; its status, as GET /tasks/{task_id}."),
-                        "202": _answer(Accepted, "Accepted; poll the Location.", location),
-                        **_errors(400, 401, 413, 415, 429),
-                        "422": _answer(
-                            Error,
-                            "a request error of the body or the parameters, webhook_url_refused or webhooks_disabled",
+                        "200": _answer(
+                            Task, "With wait: the job ended in time; its status, as GET /tasks/{task_id}.", replayed
                         ),
+                        "202": _answer(Accepted, "Accepted; poll the Location.", location | replayed),
+                        "400": _answer(Error, "malformed_json, empty_body or invalid_idempotency_key"),
+                        "409": _answer(Error, in_use),
+                        "422": _answer(Error, reused),
+                        **_errors(401, 413, 415, 429),
                         "404": _answer(Error, "model_not_found or version_not_found"),
                         "500": _answer(Error, "model_invalid: the serving version is broken; retrying will not help"),
                         "503": _answer(Error, "redis_unavailable, redis_full or model_unavailable"),
@@ -122,7 +175,11 @@ def build_spec(
                     "security": security,
                     "parameters": [task_id, offset, limit, wait],
                     "responses": {
-                        "200": _answer(Task, "The task's status, with results once it succeeded."),
+                        "200": _answer(
+                            Task,
+                            "The task's status, with results once it succeeded or was cancelled (a row "
+                            "that was not scored then has the error code `cancelled`).",
+                        ),
                         **_errors(401, 429),
                         "404": _answer(Error, "task_not_found"),
                         "422": _answer(Error, "invalid_page, invalid_wait or unknown_parameter"),
@@ -134,7 +191,11 @@ def build_spec(
                     "security": security,
                     "parameters": [task_id],
                     "responses": {
-                        "200": _answer(Task, "Cancelled: the task is failed with error code job_cancelled."),
+                        "200": _answer(
+                            Task,
+                            "Cancelled: the task is failed with error code job_cancelled; it keeps the results "
+                            "of the chunks already scored, and its other rows say `cancelled` (GET /tasks/{task_id}).",
+                        ),
                         **_errors(401, 429),
                         "404": _answer(Error, "task_not_found"),
                         "409": _answer(Error, "task_finished"),
@@ -170,6 +231,24 @@ def build_spec(
                         "409": _answer(Error, "task_unfinished or task_failed, with the status_url"),
                         "422": unknown,
                         "503": _answer(Error, "redis_unavailable"),
+                    },
+                }
+            },
+            "/tasks/{task_id}/events": {
+                "get": {
+                    "operationId": "events",
+                    "security": security,
+                    "parameters": [task_id, last_event_id],
+                    "responses": {
+                        "200": events,
+                        "204": {"description": "Last-Event-ID was the final event: nothing more will come."},
+                        "400": _answer(Error, "invalid_last_event_id"),
+                        **_errors(401, 429),
+                        "404": _answer(Error, "task_not_found"),
+                        "422": unknown,
+                        "503": _answer(
+                            Error, f"too_many_streams (Retry-After: {RETRY_AFTER_SECONDS}) or redis_unavailable"
+                        ),
                     },
                 }
             },

@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, Response, g, request, url_for
-from msgspec import UNSET
 
-from api import auth
+from api import auth, idempotency
 from api.batches import parse_batch, parse_model_name, parse_page, parse_strict, parse_threshold, parse_version
 from api.downloads import ResultFormat, etag, stream
 from api.errors import ApiError
+from api.idempotency import Claim
 from api.ids import parse_id_field
 from api.params import takes
 from api.results import Columns, parse_explain, parse_fields
-from api.schemas import Accepted, FieldWarning, ModelRef, Models, Page, Task, respond, respond_with_results
+from api.schemas import Accepted, Models, Page, ResultRow, Task, respond, respond_with_results
 from api.services import services
 from api.waiting import parse_wait
 from api.webhooks import HEADER as WEBHOOK_HEADER
@@ -34,8 +34,10 @@ def predict() -> Response:
     """Accept one record or a batch (JSON, CSV or NDJSON), store it, enqueue its chunks and answer 202 at once.
 
     With `wait`, answer 200 with the finished job (as GET /tasks/<id> would) if it ends within the wait.
+    With an Idempotency-Key, a repeat of a submission answers with the job the first one made.
     """
     svc = services()
+    key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     model = svc.serving_model(parse_model_name(request.args.get("model")), parse_version(request.args.get("version")))
     wait = parse_wait(request.args.get("wait"))
     strict = parse_strict(request.args.get("strict"))
@@ -46,7 +48,7 @@ def predict() -> Response:
     webhook_url = parse_webhook_url(request.headers.get(WEBHOOK_HEADER), settings)
     batch = parse_batch(
         request, model.input_fields, settings.max_batch_rows, settings.max_body_bytes, strict,
-        settings.max_field_chars, id_field,
+        settings.max_field_chars, id_field, digest=key is not None,
     )  # fmt: skip
     records, unknown = batch.records, batch.unknown
     override = parse_threshold(request.args.get("threshold"))
@@ -67,20 +69,41 @@ def predict() -> Response:
         fields=fields,
         explain=explain,
     )
-    job_id = submit(svc.celery, svc.jobs, job, records, svc.settings.small_job_rows)
+    claim, earlier = _claim(key, batch.digest) if key is not None else (None, None)
+    if earlier is not None:
+        return _accepted(earlier.id, earlier, wait, {idempotency.REPLAYED: "true"})
+    try:
+        job_id = submit(svc.celery, svc.jobs, job, records, svc.settings.small_job_rows)
+    except BaseException:
+        if claim is not None:
+            svc.idempotency.release(claim)
+        raise
+    if claim is not None:
+        svc.idempotency.record(claim, job_id)
+    return _accepted(job_id, job, wait, {})
+
+
+def _claim(key: str, digest: str) -> tuple[Claim, Job | None]:
+    """Claim an idempotency key for this submission; return the claim, and the job of an earlier one."""
+    svc = services()
+    fingerprint = idempotency.fingerprint(digest, request.args)
+    while True:
+        claim, earlier = svc.idempotency.claim(auth.caller(g.owner), key, fingerprint)
+        if earlier is None:
+            return claim, None
+        if (job := svc.jobs.get(earlier)) is not None:
+            return claim, job
+        svc.idempotency.release(claim)  # its job expired before the claim: the submission is new again
+
+
+def _accepted(job_id: str, job: NewJob | Job, wait: float | None, headers: dict[str, str]) -> Response:
+    svc = services()
     if wait is not None and svc.waiters.wait(svc.jobs, job_id, wait) and (ended := svc.jobs.get(job_id)):
-        return _task_response(ended, None)
+        response = _task_response(ended, None)
+        response.headers.update(headers)
+        return response
     status_url = url_for("predictions.task", task_id=job_id)
-    accepted = Accepted(
-        task_id=job_id,
-        status="queued",
-        rows=job.rows,
-        model=ModelRef(model.name, model.version),
-        threshold=threshold,
-        status_url=status_url,
-        warnings=FieldWarning.unknown(unknown.names, unknown.count, strict) or UNSET,
-    )
-    return respond(accepted, 202, {"Location": status_url})
+    return respond(Accepted.of(job_id, job, status_url), 202, {"Location": status_url, **headers})
 
 
 @bp.get("/tasks/<task_id>")
@@ -93,20 +116,23 @@ def task(task_id: str) -> Response:
     svc = services()
     page = parse_page(request.args.get("offset"), request.args.get("limit"))
     wait = parse_wait(request.args.get("wait"))
-    job = _own_job(task_id)
+    job = own_job(task_id)
     if wait is not None and not job.status.terminal and svc.waiters.wait(svc.jobs, task_id, wait):
-        job = _own_job(task_id)
+        job = own_job(task_id)
     return _task_response(job, page)
 
 
 def _task_response(job: Job, page: tuple[int, int | None] | None) -> Response:
+    # A cancelled job keeps the chunks scored before the cancel; each of its other rows says it was cancelled.
+    cancelled = job.status == JobStatus.FAILED and job.error_code == CANCELLED
     delivery = services().webhooks.get(job.id) if job.webhook_url else None
-    if job.status != JobStatus.SUCCEEDED:
+    if job.status != JobStatus.SUCCEEDED and not cancelled:
         return respond(Task.from_job(job, delivery=delivery))
     rows = job.rows
     offset, limit = page or (0, None)
     stop = rows if limit is None else min(rows, offset + limit)
-    results = services().jobs.results(job.id, rows, job.chunk_rows, range(offset, stop))
+    unscored = ResultRow.cancelled if cancelled else None
+    results = services().jobs.results(job.id, rows, job.chunk_rows, range(offset, stop), unscored)
     if results is None:
         raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": job.id})
     if page is None:
@@ -121,7 +147,7 @@ def _task_response(job: Job, page: tuple[int, int | None] | None) -> Response:
 def results(task_id: str) -> Response:
     """Stream a finished job's results as JSON, NDJSON or CSV (by Accept), one stored chunk at a time."""
     svc = services()
-    job = _own_job(task_id)
+    job = own_job(task_id)
     kind = _result_format()
     status_url = url_for("predictions.task", task_id=job.id)
     if job.status != JobStatus.SUCCEEDED:
@@ -152,9 +178,12 @@ def _result_format() -> ResultFormat:
 
 @bp.delete("/tasks/<task_id>")
 def cancel(task_id: str) -> Response:
-    """Cancel a queued or running job: no further chunk of it runs, and its payload is dropped."""
+    """Cancel a queued or running job: no further chunk of it runs, and its payload is dropped.
+
+    The results of the chunks already recorded are kept (GET /tasks/<id> returns them).
+    """
     jobs = services().jobs
-    job = _own_job(task_id)
+    job = own_job(task_id)
     cancelled = jobs.fail(task_id, "cancelled by the client", code=CANCELLED)
     job = jobs.get(task_id) or job
     if not cancelled and job.error_code != CANCELLED:
@@ -168,7 +197,8 @@ def models() -> Response:
     return respond(Models.of(services().catalog()))
 
 
-def _own_job(task_id: str) -> Job:
+def own_job(task_id: str) -> Job:
+    """Return the caller's job; 404 for a malformed id, an unknown or expired job, or another caller's."""
     job = services().jobs.get(task_id) if _TASK_ID.fullmatch(task_id) else None
     if job is None or job.owner != g.owner:
         raise ApiError(404, "task_not_found", "No such task; it may have expired.", {"task_id": task_id})

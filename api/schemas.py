@@ -11,7 +11,7 @@ from flask import Response
 from msgspec import UNSET, UnsetType
 
 from api.fields import MAX_NAMES
-from jobs import Job, JobStatus
+from jobs import Job, JobStatus, NewJob
 from jobs.record import ModelRef
 from jobs.webhooks import Delivery, DeliveryState
 
@@ -43,17 +43,31 @@ class Accepted(msgspec.Struct):
     status_url: str
     warnings: list[FieldWarning] | UnsetType = UNSET
 
+    @classmethod
+    def of(cls, task_id: str, job: NewJob | Job, status_url: str) -> Accepted:
+        """Return the answer to the submission of a job (a new one, or the stored one an Idempotency-Key names)."""
+        return cls(
+            task_id=task_id,
+            status="queued",
+            rows=job.rows,
+            model=ModelRef(job.model_name, job.model_version),
+            threshold=job.threshold,
+            status_url=status_url,
+            warnings=FieldWarning.unknown(job.unknown_fields, job.unknown_field_count, job.strict) or UNSET,
+        )
+
 
 class RowError(msgspec.Struct, omit_defaults=True):
     """Why one row could not be scored: the field at fault, and a `code` when the row's fields are at fault.
 
     `no_model_fields`: the row holds none of the model's input fields (listed in `fields`).
     `unknown_field`: with ?strict=true, the row holds a field the model does not read.
+    `cancelled`: the job was cancelled before this row's chunk was scored.
     """
 
     message: str
     field: str | UnsetType = UNSET
-    code: Literal["no_model_fields", "unknown_field"] | UnsetType = UNSET
+    code: Literal["no_model_fields", "unknown_field", "cancelled"] | UnsetType = UNSET
     fields: list[str] | UnsetType = UNSET
 
 
@@ -104,6 +118,21 @@ class ResultRow(msgspec.Struct, omit_defaults=True):
         | UnsetType
     ) = UNSET
 
+    @staticmethod
+    def cancelled(row: int) -> bytes:
+        """Return the JSON of a row that a cancelled job never scored."""
+        return msgspec.json.encode(ResultRow(row, error=_CANCELLED_ROW))
+
+
+_CANCELLED_ROW = RowError("The job was cancelled before this row was scored.", code="cancelled")
+
+
+class Progress(msgspec.Struct):
+    """The data of a `progress` event of GET /tasks/<id>/events: rows of the job's recorded chunks, of all its rows."""
+
+    rows_done: int
+    rows: int
+
 
 class Page(msgspec.Struct):
     """Which results a paged answer holds; `next` is the following page's URL, null on the last."""
@@ -147,7 +176,10 @@ class WebhookDelivery(msgspec.Struct, omit_defaults=True):
 
 
 class Task(msgspec.Struct, omit_defaults=True):
-    """A job's status; `results` once it succeeded, and `page` when offset or limit was asked for."""
+    """A job's status; `results` once it succeeded or was cancelled, and `page` when offset or limit was asked for.
+
+    `rows_done` counts the rows of the chunks scored: of a cancelled job, those whose results it kept.
+    """
 
     task_id: str
     status: JobStatus
@@ -239,7 +271,7 @@ class Ready(msgspec.Struct):
     model: ModelRef
 
 
-RESPONSES = (Accepted, Task, Models, Error, Health, Ready, ResultRow)
+RESPONSES = (Accepted, Task, Progress, Models, Error, Health, Ready, ResultRow)
 
 
 def respond(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None) -> Response:

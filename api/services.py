@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from celery import Celery
 from flask import current_app
 
 from api.errors import ApiError
+from api.idempotency import Idempotency
 from api.waiting import Waiters
 from jobs import JobStore
 from jobs.webhooks import Webhooks
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
+
+if TYPE_CHECKING:
+    from api.events import Streams
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ class Services:
     models: ModelStore
     waiters: Waiters
     webhooks: Webhooks
+    idempotency: Idempotency
+    streams: Streams
 
     def serving_model(self, requested: str | None = None, pinned: int | None = None) -> ServingModel:
         """Return the current version of a model (the configured one by default), or the `pinned` one, unloaded.

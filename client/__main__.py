@@ -23,6 +23,7 @@ from client.api import PredictionClient, Shape
 from client.errors import ClientError, ConnectionFailedError, InputError, JobFailedError, WaitTimeoutError
 from client.files import DOWNLOAD_TYPES, output_format, read_records, read_results, write_json_lines, write_results
 from client.limits import max_rows_in_refusal
+from client.progress import ProgressBar
 
 DEFAULT_URL = "http://127.0.0.1:1313"
 EXIT_JOB_FAILED = 1
@@ -115,15 +116,11 @@ def predict(args: argparse.Namespace) -> int:
     records = read_records(args.file)
     with (
         PredictionClient(args.url, api_key=args.api_key, retries=args.retries) as client,
-        tqdm(total=len(records), unit="row", desc="scoring", file=sys.stderr) as bar,
+        ProgressBar(len(records), sys.stderr) as bar,
     ):
-
-        def show(rows_done: int, rows: int) -> None:
-            bar.update(rows_done - bar.n)
-
         results = client.predict(
-            records, threshold=args.threshold, batch_rows=args.batch_rows, on_progress=show, model=args.model,
-            shape=_shape(args),
+            records, threshold=args.threshold, batch_rows=args.batch_rows, on_progress=bar.scored,
+            model=args.model, shape=_shape(args), on_upload=bar.uploaded, events=True,
         )  # fmt: skip
     if args.out is None:
         write_json_lines(results, sys.stdout)
@@ -138,11 +135,14 @@ def stream_file(args: argparse.Namespace, started: float) -> int:
     """Send the file as it is, follow the job, and stream its results into --out, replaced only when complete."""
     out: Path = args.out
     partial = out.with_name(f".{out.name}.part")
-    with PredictionClient(args.url, api_key=args.api_key, retries=args.retries) as client:
-        job = client.submit_file(args.file, args.threshold, args.model, _shape(args))
+    with (
+        PredictionClient(args.url, api_key=args.api_key, retries=args.retries) as client,
+        ProgressBar(None, sys.stderr) as bar,
+    ):
+        job = client.submit_file(args.file, args.threshold, args.model, _shape(args), on_upload=bar.uploaded)
         try:
-            with tqdm(total=job.rows, unit="row", desc="scoring", file=sys.stderr) as bar:
-                client.follow(job.task_id, lambda done, rows: bar.update(done - bar.n))
+            client.follow(job.task_id, bar.scored, events=True)
+            bar.close()  # its final line, before the download
             with partial.open("wb") as stream:
                 client.download(job.task_id, stream, DOWNLOAD_TYPES[output_format(out)])
         except BaseException:

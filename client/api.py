@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +20,7 @@ import requests
 from urllib3.exceptions import MaxRetryError
 
 from client.errors import ClientError, ConnectionFailedError, InputError, JobFailedError, WaitTimeoutError
+from client.events import PROGRESS, parse_events
 from client.limits import max_rows_in_refusal, max_rows_in_spec
 from client.retries import IDEMPOTENCY_KEY, retrying_session, service_retry
 
@@ -115,23 +118,39 @@ class PredictionClient:
         threshold: float | None = None,
         model: str | None = None,
         shape: Shape | None = None,
+        *,
+        on_upload: ProgressCallback | None = None,
     ) -> Submitted:
         """Submit one record or a list of records as one job, to `model` or the service's default model.
 
-        Each call is one submission with a fresh idempotency key, which its retries repeat.
+        Each call is one submission with a fresh idempotency key, which its retries repeat: the service
+        answers a repeat with the job the first attempt made. `on_upload(bytes_sent, bytes)` follows the upload.
         """
-        return self._submit(_encode(records), "application/json", threshold, model, shape)
+        body = _encode(records)
+        data = body if on_upload is None else _Upload(io.BytesIO(body), len(body), on_upload)
+        return self._submit(data, "application/json", threshold, model, shape)
 
     def submit_file(
-        self, path: Path, threshold: float | None = None, model: str | None = None, shape: Shape | None = None
+        self,
+        path: Path,
+        threshold: float | None = None,
+        model: str | None = None,
+        shape: Shape | None = None,
+        *,
+        on_upload: ProgressCallback | None = None,
     ) -> Submitted:
-        """Submit a .csv, .jsonl or .json file as one job, sent as it is: the service parses it, not the client."""
+        """Submit a .csv, .jsonl or .json file as one job, sent as it is: the service parses it, not the client.
+
+        `on_upload(bytes_sent, bytes)` follows the upload.
+        """
         content_type = UPLOAD_TYPES.get(path.suffix.lower())
         if content_type is None:
             raise InputError(f"cannot tell the format of {path}: use one of the extensions {', '.join(UPLOAD_TYPES)}")
         try:
             with path.open("rb") as stream:
-                return self._submit(stream, content_type, threshold, model, shape)
+                size = os.fstat(stream.fileno()).st_size
+                data = stream if on_upload is None else _Upload(stream, size, on_upload)
+                return self._submit(data, content_type, threshold, model, shape)
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc}") from None
 
@@ -176,14 +195,20 @@ class PredictionClient:
         poll_interval: float = 1.0,
         timeout: float | None = 900.0,
         page_rows: int = 20_000,
+        *,
+        events: bool = False,
     ) -> dict[str, Any]:
         """Wait for the job to succeed and return its final body; raise JobFailedError if it fails.
 
         Each status request waits on the service for up to `poll_interval` seconds and answers as soon
         as the job ends, so the result comes without polling delay and progress is reported each
         interval. Results are read `page_rows` at a time, so no response grows with the size of the job.
+        With `events`, progress comes from the job's event stream instead, as each chunk is scored (the
+        stream is resumed if it breaks off); a service that cannot stream it is polled as above.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        if events and (ended := self._follow(task_id, on_progress, deadline, timeout)) is not None:
+            return self._ended(task_id, {**ended, "results": []}, page_rows)
         seen: tuple[int, int] | None = None
         while True:
             asked_at = time.monotonic()
@@ -192,11 +217,8 @@ class PredictionClient:
             if on_progress is not None and progress != seen:
                 on_progress(*progress)
             seen = progress
-            if body["status"] == "succeeded":
-                return self._read_remaining_pages(task_id, body, page_rows)
-            if body["status"] == "failed":
-                error = body.get("error") or {}
-                raise JobFailedError(task_id, error.get("code", "job_failed"), error.get("message", "unknown"))
+            if body["status"] in ("succeeded", "failed"):
+                return self._ended(task_id, body, page_rows)
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeoutError(task_id, body["status"], timeout or 0.0)
             # A service that cannot hold the request (too many waiters, or one without ?wait) answers at
@@ -204,10 +226,23 @@ class PredictionClient:
             time.sleep(max(0.0, min(poll_interval, _MIN_ROUND_SECONDS) - (time.monotonic() - asked_at)))
 
     def follow(
-        self, task_id: str, on_progress: ProgressCallback | None = None, timeout: float | None = 900.0
+        self,
+        task_id: str,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = 900.0,
+        *,
+        events: bool = False,
     ) -> dict[str, Any]:
-        """Wait for the job to succeed without reading its results; return its status, or raise JobFailedError."""
+        """Wait for the job to succeed without reading its results; return its status, or raise JobFailedError.
+
+        With `events`, progress comes from the job's event stream (see `wait`).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        if events and (ended := self._follow(task_id, on_progress, deadline, timeout)) is not None:
+            if ended["status"] == "failed":
+                error = ended.get("error") or {}
+                raise JobFailedError(task_id, error.get("code", "job_failed"), error.get("message", "unknown"))
+            return ended
         while True:
             asked_at = time.monotonic()
             body = self.status(task_id, limit=1, wait=1.0)
@@ -234,6 +269,45 @@ class PredictionClient:
                 written += len(piece)
         return written
 
+    def _follow(
+        self, task_id: str, on_progress: ProgressCallback | None, deadline: float | None, timeout: float | None
+    ) -> dict[str, Any] | None:
+        """Follow the job's event stream to its final event and return that status; None if it cannot be streamed."""
+        last_id: str | None = None
+        for _ in range(self.retries + 1):
+            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
+            try:
+                response = self._request("GET", _task_path(task_id) + "/events", once=True, headers=headers,
+                                         stream=True)  # fmt: skip
+            except (ClientError, ConnectionFailedError) as exc:
+                log.info("no event stream for task %s (%s); polling instead", task_id, exc)
+                return None
+            with response:
+                if response.status_code != 200 or not response.headers.get("Content-Type", "").startswith(
+                    "text/event-stream"
+                ):
+                    return None
+                try:
+                    for event in parse_events(response.iter_lines(decode_unicode=True)):
+                        if deadline is not None and time.monotonic() >= deadline:
+                            raise WaitTimeoutError(task_id, "running", timeout or 0.0)
+                        if event is None:
+                            continue
+                        last_id = event.id or last_id
+                        if event.final:
+                            return dict(event.data)
+                        if event.type == PROGRESS and on_progress is not None:
+                            on_progress(int(event.data["rows_done"]), int(event.data["rows"]))
+                except _TRANSPORT_ERRORS as exc:
+                    log.warning("the event stream of task %s broke off (%s); resuming it", task_id, _reason(exc))
+        return None
+
+    def _ended(self, task_id: str, body: dict[str, Any], page_rows: int) -> dict[str, Any]:
+        if body["status"] == "failed":
+            error = body.get("error") or {}
+            raise JobFailedError(task_id, error.get("code", "job_failed"), error.get("message", "unknown"))
+        return self._read_remaining_pages(task_id, body, page_rows)
+
     def _read_remaining_pages(self, task_id: str, body: dict[str, Any], page_rows: int) -> dict[str, Any]:
         results = body["results"]
         while len(results) < int(body["rows"]):
@@ -255,8 +329,13 @@ class PredictionClient:
         shape: Shape | None = None,
         poll_interval: float = 1.0,
         wait_timeout: float | None = 900.0,
+        on_upload: ProgressCallback | None = None,
+        events: bool = False,
     ) -> list[dict[str, Any]]:
         """Score records in jobs of at most `batch_rows` and return every result, `row` counted over the input.
+
+        `on_upload(bytes_sent, bytes)` follows each job's upload; `on_progress(rows_done, rows)` the scoring,
+        over the whole input. With `events`, scoring progress comes from each job's event stream (see `wait`).
 
         If it cannot return them (an interrupt, a failed job, a timeout), the jobs still unfinished are
         cancelled, so that the workers do not go on with work nobody will collect.
@@ -273,7 +352,7 @@ class PredictionClient:
             while index < len(spans):
                 start, stop = spans[index]
                 try:
-                    jobs.append((start, self.submit(rows[start:stop], threshold, model, shape)))
+                    jobs.append((start, self.submit(rows[start:stop], threshold, model, shape, on_upload=on_upload)))
                 except ClientError as exc:
                     # Over the service's row limit: split the rest of the input by the limit it names.
                     limit = max_rows_in_refusal(exc)
@@ -286,7 +365,7 @@ class PredictionClient:
             progress = _Progress(len(rows), [job.rows for _, job in jobs], on_progress)
             results: list[dict[str, Any]] = []
             for index, (start, job) in enumerate(jobs):
-                body = self.wait(job.task_id, progress.callback(index), poll_interval, wait_timeout)
+                body = self.wait(job.task_id, progress.callback(index), poll_interval, wait_timeout, events=events)
                 progress.finished(index)
                 results.extend({**item, "row": start + int(item["row"])} for item in body["results"])
                 collected += 1
@@ -376,6 +455,36 @@ def _spans(count: int, batch_rows: int | None) -> list[tuple[int, int]]:
     if batch_rows is None or count == 0:
         return [(0, count)]  # an empty input still goes to the service, which names the problem
     return [(start, min(start + batch_rows, count)) for start in range(0, count, batch_rows)]
+
+
+class _Upload(io.RawIOBase):
+    """A request body read from `stream` that reports how much of it has been read, i.e. sent.
+
+    It can be rewound (urllib3 seeks back to the start before a retry), and then reports from there.
+    """
+
+    def __init__(self, stream: BinaryIO, size: int, on_upload: ProgressCallback) -> None:
+        super().__init__()
+        self.stream = stream
+        self.size = size
+        self.on_upload = on_upload
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        piece = self.stream.read(-1 if size is None else size)
+        self.on_upload(self.stream.tell(), self.size)
+        return piece
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        return self.stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.stream.tell()
 
 
 def _encode(records: Record | Sequence[Record]) -> bytes:

@@ -25,5 +25,8 @@ TASK: frozenset[FieldPath] = frozenset(
     | {("results", ITEMS, *path) for path in _RESULT}
 )
 
+# The data of a `progress` event of GET /tasks/{task_id}/events; its final event's data is read as TASK.
+PROGRESS: frozenset[FieldPath] = frozenset({("rows_done",), ("rows",)})
+
 # Every error answer, read into ClientError.
 ERROR: frozenset[FieldPath] = frozenset({("error", "code"), ("error", "message"), ("error", "details")})

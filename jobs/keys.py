@@ -11,6 +11,7 @@ windows) are written in calls of their own, never inside a job's script.
     glmq:{<id>}:attempts      hash: chunk number -> deliveries seen
     glmq:{<id>}:ended         list: one token once the job has ended, for waiting clients
     glmq:{<id>}:webhook       hash: the delivery of the job's webhook event (jobs.webhooks)
+    glmq:{<id>}:events        stream: `progress` per chunk recorded, then `succeeded` or `failed` (jobs.events)
     glmq:{batch}:ready        list: small jobs ("<id>:<rows>") waiting for a micro-batch
     glmq:{batch}:leased       sorted set: small jobs a worker has taken, by lease expiry
     glmq:{batch}:kick         set while a drain message is on its way to the workers
@@ -19,6 +20,8 @@ windows) are written in calls of their own, never inside a job's script.
     glmq:webhooks             sorted set: job ids whose webhook is not yet delivered, by when to look again
     glmq:watchdog             the lock that lets one watchdog sweep at a time
     glmq:rate:<caller>:<min>  a caller's submissions in one minute
+    glmq:idem:<caller>:<h>    an Idempotency-Key's claim: "<fingerprint>", then "<fingerprint>:<job id>"
+                              (h: SHA-256 of the key; api.idempotency)
     glmq:deadletter           list: broker messages no worker could run, newest first (jobs.deadletter)
     glmq:{stats}:rows         hash: "<model>:scored" and "<model>:failed" -> rows, since Redis was new
     glmq:{stats}:job_seconds  hash: "<model>:<status>:<le>" -> jobs that took at most le seconds (one bucket
@@ -81,5 +84,13 @@ def webhook(job_id: str) -> str:
     return f"{_tagged(job_id)}:webhook"
 
 
+def events(job_id: str) -> str:
+    return f"{_tagged(job_id)}:events"
+
+
 def rate(caller: str, window: int) -> str:
     return f"{PREFIX}:rate:{caller}:{window}"
+
+
+def idempotency(caller: str, key_hash: str) -> str:
+    return f"{PREFIX}:idem:{caller}:{key_hash}"

@@ -36,6 +36,8 @@ WEBHOOK_GRACE_SECONDS = 30
 HEADROOM_FRACTION = 0.9
 # INFO is read at most this often per process: the fill level changes slowly next to a request rate.
 MEMORY_CHECK_SECONDS = 1.0
+# A job's event stream keeps its newest entries only; the final event is always the last.
+MAX_EVENTS = 1_000
 
 
 class StartOutcome(IntEnum):
@@ -182,9 +184,9 @@ class JobStore:
             for job_id, chunk in chunks:
                 script_keys = [
                     keys.job(job_id), keys.attempts(job_id), keys.done(job_id), keys.payload(job_id, chunk),
-                    keys.ended(job_id),
+                    keys.ended(job_id), keys.events(job_id),
                 ]  # fmt: skip
-                args = [chunk, max_deliveries, now_iso(), self.ttl, repr(time.time())]
+                args = [chunk, max_deliveries, now_iso(), self.ttl, repr(time.time()), MAX_EVENTS]
                 self.scripts.queue(pipe, "start_chunk", script_keys, args)
 
         started = []
@@ -241,9 +243,9 @@ class JobStore:
         for job_id, chunk, rows, results, _ in finished:
             script_keys = [
                 keys.job(job_id), keys.done(job_id), keys.result(job_id, chunk), keys.payload(job_id, chunk),
-                keys.ended(job_id),
+                keys.ended(job_id), keys.events(job_id),
             ]  # fmt: skip
-            args = [chunk, rows, results, self.ttl, now_iso(), repr(time.time())]
+            args = [chunk, rows, results, self.ttl, now_iso(), repr(time.time()), MAX_EVENTS]
             self.scripts.queue(pipe, "finish_chunk", script_keys, args)
         for item in finished:
             # Read after the scripts, in the same round trip: what the stats need of each job.
@@ -270,9 +272,8 @@ class JobStore:
 
     def fail(self, job_id: str, reason: str, code: str = "job_failed") -> bool:
         """Mark a job failed with a reason (and a code for clients), unless it already finished."""
-        failed = bool(
-            self.scripts.run("fail_job", [keys.job(job_id), keys.ended(job_id)], [now_iso(), reason, code, self.ttl])
-        )
+        script_keys = [keys.job(job_id), keys.ended(job_id), keys.events(job_id)]
+        failed = bool(self.scripts.run("fail_job", script_keys, [now_iso(), reason, code, self.ttl, MAX_EVENTS]))
         if failed:
             self.forget_deadline(job_id)
             self.drop_payload(job_id)
@@ -334,21 +335,30 @@ class JobStore:
         if chunks:
             self.client.delete(*(keys.payload(job_id, k) for k in range(chunks)))
 
-    def results(self, job_id: str, rows: int, chunk_rows: int, page: range | None = None) -> bytes | None:
+    def results(
+        self, job_id: str, rows: int, chunk_rows: int, page: range | None = None,
+        unscored: Callable[[int], bytes] | None = None,
+    ) -> bytes | None:  # fmt: skip
         """Return the results of the rows in `page` (all by default) as one JSON array.
 
-        Only the chunks the page touches are read; None when one of them has expired.
+        Only the chunks the page touches are read; None when one of them has expired. With `unscored`,
+        a chunk without results is not taken as expired: each of its rows is `unscored(row)` instead
+        (a job cancelled before its chunks ran keeps a place for each of their rows).
         """
         page = range(rows) if page is None else range(page.start, min(page.stop, rows))
         if not page:
             return b"[]"
         numbers = range(page.start // chunk_rows, (page.stop - 1) // chunk_rows + 1)
         parts = self.client.mget([keys.result(job_id, k) for k in numbers])
-        if any(part is None for part in parts):
+        if unscored is None and any(part is None for part in parts):
             return None
         pieces = []
         for number, part in zip(numbers, parts, strict=True):
             first = number * chunk_rows
+            if part is None:
+                span = range(max(page.start, first), min(page.stop, first + chunk_rows, rows))
+                pieces.append(b",".join(unscored(row) for row in span))  # type: ignore[misc]  # checked above
+                continue
             whole = page.start <= first and page.stop >= min(first + chunk_rows, rows)
             # A whole chunk is spliced as stored; only a chunk cut by the page is split into its items.
             inner = (

@@ -1,6 +1,6 @@
 -- Fails a job unless it already finished.
--- KEYS: job, ended.  ARGV: now (ISO), reason, error code, ttl.
--- Returns 1 when this call failed the job, else 0.
+-- KEYS: job, ended, events.  ARGV: now (ISO), reason, error code, ttl, the most events kept.
+-- Returns 1 when this call failed the job, else 0; then the job's stream ends with a `failed` event.
 local job = KEYS[1]
 if redis.call('EXISTS', job) == 0 then return 0 end
 local status = redis.call('HGET', job, 'status')
@@ -11,4 +11,6 @@ redis.call('HDEL', job, 'heartbeat')
 redis.call('HSET', job, 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[2], 'error_code', ARGV[3])
 redis.call('RPUSH', KEYS[2], '1')
 redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[5], '*', 'type', 'failed')
+redis.call('EXPIRE', KEYS[3], ARGV[4])
 return 1

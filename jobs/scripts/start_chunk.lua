@@ -1,5 +1,6 @@
 -- Starts one delivery of a chunk, and reads what the worker needs to run it, in one round trip.
--- KEYS: job, attempts, done, payload, ended (all of one job).  ARGV: chunk, max deliveries, now (ISO), ttl, heartbeat.
+-- KEYS: job, attempts, done, payload, ended, events (all of one job).
+-- ARGV: chunk, max deliveries, now (ISO), ttl, heartbeat, the most events kept.
 -- Returns {0, job hash, payload} to go on; {1} when the job is gone, finished or the chunk done (skip);
 -- {2} when this delivery exceeds the retry budget (the job is failed here);
 -- {3} when the job has no such chunk (a crafted message: the job is left untouched).
@@ -21,6 +22,8 @@ if seen > tonumber(ARGV[2]) then
     'error', 'chunk ' .. ARGV[1] .. ' failed ' .. (seen - 1) .. ' times; giving up')
   redis.call('RPUSH', KEYS[5], '1')
   redis.call('EXPIRE', KEYS[5], ARGV[4])
+  redis.call('XADD', KEYS[6], 'MAXLEN', ARGV[6], '*', 'type', 'failed')
+  redis.call('EXPIRE', KEYS[6], ARGV[4])
   return {2}
 end
 redis.call('HSET', job, 'heartbeat', ARGV[5])

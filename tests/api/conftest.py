@@ -33,6 +33,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     yield app
     app.extensions["glmq"].redis.close()
     app.extensions["glmq"].waiters.client.close()
+    app.extensions["glmq"].streams.client.close()
 
 
 @pytest.fixture

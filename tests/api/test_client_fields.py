@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from client.fields import ACCEPTED, ERROR, ITEMS, TASK, FieldPath
+from client.fields import ACCEPTED, ERROR, ITEMS, PROGRESS, TASK, FieldPath
 
 Schema = dict[str, Any]
 
@@ -79,6 +79,15 @@ def test_every_field_the_client_reads_is_in_the_schema(client, path, method, sta
     schema = response_schema(spec, path, method, status)
     top = {name for option in options(spec, schema) for name in option.get("properties", {})}
     assert {field[0] for field in fields} <= top  # the top level is always checked strictly
+    assert sorted(field for field in fields if not described(spec, schema, field)) == []
+
+
+@pytest.mark.parametrize(("event", "fields"), [("progress", PROGRESS), ("succeeded", TASK), ("failed", TASK)])
+def test_every_field_the_client_reads_of_an_event_is_in_the_schema(client, event, fields) -> None:
+    spec = client.get("/openapi.json").get_json()
+    stream = spec["paths"]["/tasks/{task_id}/events"]["get"]["responses"]["200"]
+    schema = resolve(spec, stream["x-events"][event])
+    assert {field[0] for field in fields} <= set(schema["properties"])
     assert sorted(field for field in fields if not described(spec, schema, field)) == []
 
 

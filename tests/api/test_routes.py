@@ -114,7 +114,29 @@ def test_a_queued_job_can_be_cancelled_once_and_stays_cancelled(app, client, red
     jobs = app.extensions["glmq"].jobs
     assert jobs.start_chunk(task_id, 0, max_deliveries=3) == (StartOutcome.SKIP, None)  # a worker skips it
     assert jobs.finish_chunk(task_id, 1, 100, b"[]") == -1  # and one already running cannot revive it
-    assert client.get(f"/tasks/{task_id}").get_json() == body
+    status = client.get(f"/tasks/{task_id}").get_json()
+    assert {**status, "results": None} == {**body, "results": None}
+    assert [row["error"]["code"] for row in status["results"]] == ["cancelled"] * 250
+
+
+def test_a_cancelled_job_keeps_the_chunks_it_scored_and_pages_them(app, client, settings) -> None:
+    task_id = post(client, [RECORD] * 250).get_json()["task_id"]  # chunks of 100: rows 0-99, 100-199, 200-249
+    jobs = app.extensions["glmq"].jobs
+    jobs.finish_chunk(task_id, 1, 100, json.dumps([{"row": i, "phat": 0.5} for i in range(100, 200)]).encode())
+    assert client.delete(f"/tasks/{task_id}").get_json()["rows_done"] == 100
+    status = client.get(f"/tasks/{task_id}").get_json()
+    assert (status["status"], status["error"]["code"], status["rows_done"]) == ("failed", "job_cancelled", 100)
+    results = status["results"]
+    assert [row["row"] for row in results] == list(range(250))
+    assert all(row == {"row": row["row"], "phat": 0.5} for row in results[100:200])
+    cancelled = {"code": "cancelled", "message": "The job was cancelled before this row was scored."}
+    assert all(row == {"row": row["row"], "error": cancelled} for row in results[:100] + results[200:])
+    pages, url = [], f"/tasks/{task_id}?offset=90&limit=60"
+    while url:
+        page = client.get(url).get_json()
+        pages += page["results"]
+        url = page["page"]["next"]
+    assert pages == results[90:]
 
 
 def test_a_finished_job_cannot_be_cancelled(app, client, settings) -> None:

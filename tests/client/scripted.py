@@ -95,9 +95,9 @@ class ScriptedServer:
                     payload = json.dumps(reply.body).encode()
                     content_type = "application/json"
                 self.send_response(reply.status)
-                self.send_header("Content-Type", content_type)
+                headers = {"Content-Type": content_type, **reply.headers}
                 self.send_header("Content-Length", str(len(payload)))
-                for name, value in reply.headers.items():
+                for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
@@ -151,13 +151,22 @@ class MiniService:
             self.jobs[task_id] = seen.json()
             return accepted(task_id, rows=len(self.jobs[task_id]))
         url = urlsplit(seen.path)
-        task_id = url.path.rsplit("/", 1)[1]
+        task_id = url.path.removesuffix("/events").rsplit("/", 1)[1]
         records = self.jobs[task_id]
         if seen.method == "DELETE":
             self.cancelled.append(task_id)
             return status("failed", 0, rows=len(records), error={"code": "job_cancelled", "message": "cancelled"})
         if task_id == self.failing:
-            return status("failed", 0, rows=len(records), error={"code": "job_failed", "message": "chunk 0 lost"})
+            ended = status("failed", 0, rows=len(records), error={"code": "job_failed", "message": "chunk 0 lost"})
+        else:
+            ended = status("succeeded", len(records), rows=len(records))
+        if url.path.endswith("/events"):  # the job's events: it has been scored whole, in one chunk
+            progress = {"rows_done": ended.body["rows_done"], "rows": len(records)}
+            text = f"id: 1-0\nevent: progress\ndata: {json.dumps(progress)}\n\n" if ended.body["rows_done"] else ""
+            text += f"id: 2-0\nevent: {ended.body['status']}\ndata: {json.dumps(ended.body)}\n\n"
+            return Reply(200, text, {"Content-Type": "text/event-stream"})
+        if task_id == self.failing:
+            return ended
         phats = [float(record["v"]) for record in records]  # a number, or a string of one as read from a CSV
         results = [{"business_outcome": int(phat >= 0.5), "phat": phat, "row": i} for i, phat in enumerate(phats)]
         # ?wait= is for the real service to hold the request; the jobs here have always ended.

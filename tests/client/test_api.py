@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -86,6 +87,17 @@ def test_each_submission_carries_a_fresh_idempotency_key_that_its_retries_repeat
     assert len(keys) == 3
     assert keys[0] == keys[1] != keys[2]
     assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys)  # uuid4 hex
+
+
+def test_upload_progress_counts_bytes_and_a_retried_upload_sends_the_whole_body_again(server, make_client) -> None:
+    server.script(error(503, "redis_unavailable", "Retry shortly.", Retry_After="0"), accepted(rows=2_000))
+    sent: list[tuple[int, int]] = []
+    make_client().submit([RECORD] * 2_000, on_upload=lambda *call: sent.append(call))
+    size = len(json.dumps([RECORD] * 2_000, separators=(",", ":")))
+    assert [seen.body for seen in server.seen] == [json.dumps([RECORD] * 2_000, separators=(",", ":")).encode()] * 2
+    assert {total for _, total in sent} == {size}
+    assert [done for done, _ in sent].count(size) >= 2  # to the end, once per attempt
+    assert sent[-1] == (size, size)
 
 
 def test_when_retries_run_out_the_last_error_is_raised(server, make_client) -> None:
@@ -260,3 +272,30 @@ def test_cancelling_on_the_way_out_makes_one_attempt_per_job(server, make_client
         make_client(retries=3).predict([{"v": i / 10} for i in range(4)], batch_rows=2, poll_interval=0.01)
     deletes = [path for path in server.paths() if path.startswith("DELETE")]
     assert deletes == [f"DELETE /tasks/{1:032x}", f"DELETE /tasks/{2:032x}"]
+
+
+def test_wait_follows_the_event_stream_and_resumes_it_where_it_broke_off(server, make_client) -> None:
+    sse = {"Content-Type": "text/event-stream"}
+    ended = status("succeeded", 10, finished_at="t1").body
+    results = [{"row": i, "business_outcome": 0, "phat": 0.5} for i in range(10)]
+    cut = 'retry: 2000\n\nid: 1-0\nevent: progress\ndata: {"rows_done": 4, "rows": 10}\n\n'  # no final event
+    rest = 'id: 2-0\nevent: progress\ndata: {"rows_done": 10, "rows": 10}\n\n: keep-alive\n\n'
+    rest += f"id: 3-0\nevent: succeeded\ndata: {json.dumps(ended)}\n\n"
+    server.script(Reply(200, cut, sse), Reply(200, rest, sse), status("succeeded", 10, results=results))
+    calls: list[tuple[int, int]] = []
+    body = make_client().wait("a" * 32, on_progress=lambda *call: calls.append(call), events=True)
+    assert calls == [(4, 10), (10, 10)]
+    assert body["results"] == results
+    events = f"GET /tasks/{'a' * 32}/events"
+    assert server.paths() == [events, events, f"GET /tasks/{'a' * 32}?offset=0&limit=20000"]
+    assert "Last-Event-ID" not in server.seen[0].headers
+    assert server.seen[1].headers["Last-Event-ID"] == "1-0"
+
+
+def test_without_an_event_stream_wait_polls(server, make_client) -> None:
+    server.script(
+        error(503, "too_many_streams", "Too many event streams", Retry_After="5"),
+        status("succeeded", 1, rows=1, finished_at="t1", results=[{"row": 0}]),
+    )
+    assert make_client().wait("a" * 32, events=True)["results"] == [{"row": 0}]
+    assert server.paths() == [f"GET /tasks/{'a' * 32}/events", f"GET /tasks/{'a' * 32}?limit=20000&wait=1.0"]

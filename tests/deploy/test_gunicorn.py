@@ -11,7 +11,7 @@ from stack.commands import API_PORT, GUNICORN_CONFIG, api_command
 from tests.deploy.parsing import ROOT, gunicorn_settings
 
 # The server's settings under test; a value of the caller's environment must not leak into them.
-SERVER_VARIABLES = ("PORT", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "MAX_WAITERS")
+SERVER_VARIABLES = ("PORT", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "MAX_WAITERS", "MAX_STREAMS")
 CONTRACT_COMMAND = ["gunicorn", "api:create_app()"]
 
 
@@ -39,9 +39,10 @@ def test_the_contract_command_picks_the_config_up_by_itself(contract):
 
 
 def test_slow_clients_cost_greenlets_under_a_bound(contract):
-    # A connection is a greenlet; waiters (MAX_WAITERS per process) and slow clients hold no thread.
+    # A connection is a greenlet; waiters (MAX_WAITERS per process), event streams (MAX_STREAMS) and slow
+    # clients hold no thread, and together they leave connections for the other requests.
     assert contract["worker_class"] == "gevent"
-    assert Settings().max_waiters < int(contract["worker_connections"]) <= 10_000
+    assert Settings().max_waiters + Settings().max_streams < int(contract["worker_connections"]) <= 10_000
 
 
 def test_the_launchers_command_runs_with_the_same_settings(contract, clean_env):

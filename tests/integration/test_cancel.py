@@ -1,4 +1,4 @@
-"""Cancelling: with no worker yet running, a cancelled job's chunks are skipped when one starts."""
+"""Cancelling: a cancelled job's chunks are skipped when a worker starts, and a running one keeps what it scored."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def test_a_cancelled_job_is_never_scored(idle_api, redis_server, tmp_path) -> No
     assert f"of job {kept}" in log and f"of job {cancelled}" not in log
     for task_id in (cancelled, small_cancelled):
         final = requests.get(f"{url}/tasks/{task_id}", timeout=30).json()
-        assert (final["status"], final["rows_done"], "results" in final) == ("failed", 0, False)
+        assert (final["status"], final["rows_done"]) == ("failed", 0)
+        assert {row["error"]["code"] for row in final["results"]} == {"cancelled"}
         assert not queue.exists(keys.attempts(task_id))  # no delivery of it was ever started
 
 
@@ -73,10 +74,15 @@ def test_ctrl_c_in_the_cli_cancels_its_job(idle_api, redis_server, tmp_path) -> 
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        # Interrupt once the CLI polls, i.e. holds the task id: an interrupt before the 202 arrives leaves
-        # a client that never learnt which job to cancel.
-        access_log = tmp_path / "api.log"
-        wait_until(lambda: "GET /tasks/" in access_log.read_text(), 30, "the CLI to poll its job")
+        # Interrupt once the CLI follows its job, i.e. holds the task id: an interrupt before the 202 arrives
+        # leaves a client that never learnt which job to cancel. It follows the job's event stream, which
+        # the API reads with a blocking XREAD (logged only once the stream ends).
+        store = redis_server.client(CANCEL_DB)
+
+        def following() -> bool:
+            return any(c["cmd"] == "xread" and c["db"] == str(CANCEL_DB) for c in store.client_list())
+
+        wait_until(following, 30, "the CLI to follow its job")
         cli.send_signal(signal.SIGINT)
         _, stderr = cli.communicate(timeout=30)
     finally:
@@ -86,3 +92,28 @@ def test_ctrl_c_in_the_cli_cancels_its_job(idle_api, redis_server, tmp_path) -> 
     jobs = redis_server.client(CANCEL_DB)
     (key,) = jobs.keys("glmq:*:job")
     assert jobs.hget(key, "error_code") == b"job_cancelled"
+
+
+def test_a_job_cancelled_while_running_keeps_its_scored_chunks(idle_api, tmp_path) -> None:
+    url, env = idle_api
+    rows = 100_000  # 50 chunks of 2,000: far more than one worker scores while the test cancels
+    task_id = requests.post(f"{url}/predict", json=[RECORD] * rows, timeout=60).json()["task_id"]
+    worker: Process = start_worker(env, tmp_path, name="partial", concurrency=1)
+    try:
+        wait_until(
+            lambda: requests.get(f"{url}/tasks/{task_id}", timeout=30).json()["rows_done"] >= 4_000, 60,
+            "two chunks to be scored",
+        )  # fmt: skip
+        response = requests.delete(f"{url}/tasks/{task_id}", timeout=30)
+    finally:
+        worker.stop()
+    assert response.status_code == 200, response.text
+    done = response.json()["rows_done"]
+    assert 4_000 <= done < rows
+    results = requests.get(f"{url}/tasks/{task_id}", timeout=60).json()["results"]
+    assert [row["row"] for row in results] == list(range(rows))
+    scored = [row for row in results if "phat" in row]
+    assert len(scored) == done == 2_000 * len({row["row"] // 2_000 for row in scored})  # whole chunks
+    assert all(row["error"]["code"] == "cancelled" for row in results if "phat" not in row)
+    page = requests.get(f"{url}/tasks/{task_id}?offset=1990&limit=20", timeout=30).json()
+    assert page["results"] == results[1990:2010]

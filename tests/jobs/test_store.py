@@ -104,7 +104,7 @@ def test_every_key_expires(jobs: JobStore, new_job: NewJob, redis_db) -> None:
     jobs.start_chunk(job_id, 0, max_deliveries=3)
     jobs.finish_chunk(job_id, 0, 2, results(0, 2))
     found = redis_db.keys(f"*{job_id}*")
-    assert len(found) == 6  # job, 2 payloads left, attempts, done set, and one result
+    assert len(found) == 7  # job, 2 payloads left, attempts, done set, one result and the event stream
     assert all(0 < redis_db.ttl(key) <= 600 for key in found)
 
 
@@ -114,7 +114,7 @@ def test_every_key_of_a_job_hashes_to_one_cluster_slot(jobs: JobStore, new_job: 
     jobs.finish_chunk(job_id, 0, 2, results(0, 2))
     found = redis_db.keys(f"*{job_id}*")
     slots = {key_slot(key) for key in found}  # the slot Redis Cluster would give each key
-    assert len(found) == 6 and len(slots) == 1
+    assert len(found) == 7 and len(slots) == 1
     assert all(key.decode().startswith(f"glmq:{{{job_id}}}:") for key in found)
 
 
