@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 import redis
+from redis.cluster import RedisCluster
 
 from jobs import keys
 from jobs.lua import Scripts
@@ -92,11 +93,11 @@ class Ready(NamedTuple):
 
 
 class JobStore:
-    """Reads and writes job state in one Redis database."""
+    """Reads and writes job state in one Redis database, or in a Redis Cluster."""
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | RedisCluster,
         ttl_seconds: int,
         deadline_seconds: int,
         on_end: Callable[[Sequence[str]], None] | None = None,
@@ -114,13 +115,16 @@ class JobStore:
     def has_headroom(self) -> bool:
         """Return whether Redis has room for a new job: used memory below HEADROOM_FRACTION of maxmemory.
 
-        Read from INFO at most once a second per store; no maxmemory means always.
+        Read from INFO at most once a second per store; no maxmemory means always. On a cluster every
+        primary must have room: a new job's keys may land on any of them.
         """
         now = time.monotonic()
         if now - self._memory_checked >= MEMORY_CHECK_SECONDS:
-            memory = self.client.info("memory")
-            limit = int(memory.get("maxmemory", 0))
-            self._headroom = not limit or int(memory["used_memory"]) < HEADROOM_FRACTION * limit
+            self._headroom = all(
+                not int(memory.get("maxmemory", 0))
+                or int(memory["used_memory"]) < HEADROOM_FRACTION * int(memory["maxmemory"])
+                for memory in _per_node(self.client, "memory")
+            )
             self._memory_checked = now
         return self._headroom
 
@@ -144,25 +148,29 @@ class JobStore:
             raise redis.OutOfMemoryError("refused: Redis is nearly full, and running jobs need the rest")
         job_id = uuid.uuid4().hex
         now = time.time()
-        # One round trip, in an order that leaves nothing unwatched if Redis dies part-way: the deadline
-        # index first, so that any job record that exists is one the watchdog sees (it re-drives a
-        # stalled job, fails an overdue one, and forgets an entry with no job); then the record and
-        # payload, all or nothing, in a script on the job's own slot; then the place in line.
+        # One round trip (a stage at a time on a cluster, jobs.lua), in an order that leaves nothing
+        # unwatched if Redis dies part-way: the deadline index first, so that any job record that exists
+        # is one the watchdog sees (it re-drives a stalled job, fails an overdue one, and forgets an entry
+        # with no job); then the record and payload, all or nothing, in a script on the job's own slot;
+        # then the place in line.
         record = Job.accepted(job_id, new, now).to_hash()
         chunks = [records[start : start + new.chunk_rows] for start in range(0, new.rows, new.chunk_rows)]
 
-        def fill(pipe: redis.client.Pipeline) -> None:
+        def deadline(pipe: redis.client.Pipeline) -> None:
             pipe.zadd(keys.DEADLINES, {job_id: now + self.deadline})
             if new.webhook_url:  # watched from the start, so a job whose ender died is still announced
                 pipe.zadd(keys.WEBHOOKS, {job_id: now + self.deadline + WEBHOOK_GRACE_SECONDS}, nx=True)
+
+        def job(pipe: redis.client.Pipeline) -> None:
             job_keys = [keys.job(job_id), *(keys.payload(job_id, k) for k in range(len(chunks)))]
             fields = [item for pair in record.items() for item in pair]
             payloads = [msgspec.json.encode(chunk) for chunk in chunks]
             self.scripts.queue(pipe, "create_job", job_keys, [self.ttl, len(record), *fields, *payloads])
-            if small:
-                self.scripts.queue(pipe, "mark_ready", [keys.READY, keys.KICK], [f"{job_id}:{new.rows}", KICK_TTL_MS])
 
-        replies = self.scripts.pipelined(fill)
+        def line(pipe: redis.client.Pipeline) -> None:
+            self.scripts.queue(pipe, "mark_ready", [keys.READY, keys.KICK], [f"{job_id}:{new.rows}", KICK_TTL_MS])
+
+        replies = self.scripts.pipelined(deadline, job, *([line] if small else []))
         return job_id, small and bool(replies[-1])
 
     def get(self, job_id: str) -> Job | None:
@@ -227,15 +235,14 @@ class JobStore:
         the outcome (counted, a duplicate, or already failed): it leaves the deadline index too.
         """
 
-        def fill(pipe: redis.client.Pipeline) -> None:
-            self._finishing(pipe, finished)
+        def ended(pipe: redis.client.Pipeline) -> None:
             if finished:
                 pipe.zrem(keys.DEADLINES, *(job_id for job_id, *_ in finished))
             if taken:
                 pipe.zrem(keys.LEASED, *(ready.entry for ready in taken))
                 pipe.delete(keys.held(holder))
 
-        self._counted(finished, self.scripts.pipelined(fill))
+        self._counted(finished, self.scripts.pipelined(lambda pipe: self._finishing(pipe, finished), ended))
 
     def _finishing(self, pipe: redis.client.Pipeline, finished: Sequence[Finished]) -> None:
         for job_id, chunk, rows, results, _ in finished:
@@ -418,6 +425,13 @@ class JobStore:
 
 
 _ENDING = ("model_name", "submitted_at", "finished_at", "webhook_url")
+
+
+def _per_node(client: redis.Redis | RedisCluster, section: str) -> list[dict[str, Any]]:
+    """Return a section of INFO from one Redis, or from each primary of a cluster."""
+    if isinstance(client, RedisCluster):
+        return list(client.info(section, target_nodes=RedisCluster.PRIMARIES).values())
+    return [client.info(section)]
 
 
 def _job_end(fields: list[bytes | None], status: JobStatus) -> JobEnd | None:
