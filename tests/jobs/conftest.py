@@ -6,16 +6,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from tests.redis_topology import Cluster
-
 JOBS_DB = 5
-
-
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster.start(tmp_path_factory.mktemp("cluster"))
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(params=["redis", "cluster"])
