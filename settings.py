@@ -90,6 +90,9 @@ class Settings:
     redis_sentinels: str = ""
     redis_sentinel_master: str = "glmq"
     redis_sentinel_password: Secret = field(default_factory=lambda: Secret(""))
+    # Replicas that must hold a new job before the API accepts it (Redis WAIT, up to 1 s; 0: no wait).
+    # Replication is asynchronous: with Sentinel, set 1, or a failover may lose accepted jobs.
+    redis_wait_replicas: int = 0
     model_store_dir: Path = Path("var/model_store")
     model_name: str = "glm26"
     port: int = 1313

@@ -35,8 +35,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis=client,
         # A job the API ends (a cancel) has its webhook sent from here, as a worker would.
         jobs=JobStore(
-            client, settings.result_ttl_seconds, settings.job_deadline_seconds, webhook_sender(celery, webhooks)
-        ),
+            client,
+            settings.result_ttl_seconds,
+            settings.job_deadline_seconds,
+            webhook_sender(celery, webhooks),
+            wait_replicas=settings.redis_wait_replicas,
+        ),  # fmt: skip
         celery=celery,
         models=ModelStore(settings.model_store_dir),
         waiters=Waiters(settings, settings.max_waiters),

@@ -37,6 +37,12 @@ WEBHOOK_GRACE_SECONDS = 30
 HEADROOM_FRACTION = 0.9
 # INFO is read at most this often per process: the fill level changes slowly next to a request rate.
 MEMORY_CHECK_SECONDS = 1.0
+# How long a new job may wait for its replicas (`wait_replicas`) before it is refused.
+WAIT_REPLICAS_MS = 1_000
+
+
+class NotReplicated(redis.ConnectionError):
+    """A new job did not reach its replicas in time: it was failed and must not be reported accepted."""
 
 
 class StartOutcome(IntEnum):
@@ -101,10 +107,18 @@ class JobStore:
         ttl_seconds: int,
         deadline_seconds: int,
         on_end: Callable[[Sequence[str]], None] | None = None,
+        wait_replicas: int = 0,
     ) -> None:
-        """`on_end` is called with the jobs a call of this store ended that have a webhook (jobs.webhooks)."""
+        """`on_end` is called with the jobs a call of this store ended that have a webhook (jobs.webhooks).
+
+        `wait_replicas`: replicas that must hold a new job before `create` returns (Redis WAIT, in the
+        same round trip). Replication is asynchronous: without it, a failover may lose an accepted job.
+        """
         self.client = client
         self.on_end = on_end
+        self.wait_replicas = wait_replicas
+        if wait_replicas and isinstance(client, RedisCluster):
+            raise ValueError("waiting for replicas is for one primary (Sentinel), not a cluster")
         self.ttl = ttl_seconds
         self.deadline = deadline_seconds
         self.stats = Stats(client)
@@ -138,7 +152,8 @@ class JobStore:
         A big job is in line for no worker yet: the caller enqueues its chunks. A `small` one (a single
         chunk) is put in line for a micro-batch here, and the answer says whether a drain message must
         be sent (none is on its way; see scripts/mark_ready.lua).
-        Raise redis.OutOfMemoryError when Redis is too full to take it (`has_headroom`).
+        Raise redis.OutOfMemoryError when Redis is too full to take it (`has_headroom`), and NotReplicated
+        (the job failed) when `wait_replicas` replicas did not acknowledge it within WAIT_REPLICAS_MS.
         """
         if len(records) != new.rows:
             raise ValueError(f"the job declares {new.rows} rows but {len(records)} records were given")
@@ -170,8 +185,15 @@ class JobStore:
         def line(pipe: redis.client.Pipeline) -> None:
             self.scripts.queue(pipe, "mark_ready", [keys.READY, keys.KICK], [f"{job_id}:{new.rows}", KICK_TTL_MS])
 
-        replies = self.scripts.pipelined(deadline, job, *([line] if small else []))
-        return job_id, small and bool(replies[-1])
+        def replicated(pipe: redis.client.Pipeline) -> None:
+            pipe.execute_command("WAIT", self.wait_replicas, WAIT_REPLICAS_MS)
+
+        stages = [deadline, job, *([line] if small else []), *([replicated] if self.wait_replicas else [])]
+        replies = self.scripts.pipelined(*stages)
+        if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
+            self.fail(job_id, "the job did not reach a replica in time", code="not_replicated")
+            raise NotReplicated(f"the job reached {replies[-1]} of {self.wait_replicas} replica(s) in time")
+        return job_id, small and bool(replies[-2 if self.wait_replicas else -1])
 
     def get(self, job_id: str) -> Job | None:
         """Return the job record, or None when unknown or expired."""

@@ -31,11 +31,15 @@ def info_of_each(client: redis.Redis | RedisCluster, section: str) -> list[dict]
     return [client.info(section)]
 
 
-def _server(name: str, root: Path, extra: list[str]) -> tuple[int, Process]:
+def _server(name: str, root: Path, extra: list[str], config: bool = False) -> tuple[int, Process]:
     port = free_port()
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
-    argv = [redis_server_binary(), *redis_args(port, str(folder)), *extra]
+    args = redis_args(port, str(folder))
+    if config:  # Sentinel promotes a replica with CONFIG REWRITE in a transaction: keep CONFIG for it
+        at = args.index("--rename-command")
+        args = args[:at] + args[at + 3 :]
+    argv = [redis_server_binary(), *args, *extra]
     process = spawn(name, argv, folder / "redis.log")
     client = redis.Redis(port=port, socket_timeout=1)
     try:
@@ -98,9 +102,9 @@ class SentinelGroup:
     def start(cls, root: Path) -> SentinelGroup:
         group = cls(root)
         try:
-            primary, process = _server("primary", root, [])
+            primary, process = _server("primary", root, [], config=True)
             group.servers[primary] = process
-            replica, process = _server("replica", root, ["--replicaof", "127.0.0.1", str(primary)])
+            replica, process = _server("replica", root, ["--replicaof", "127.0.0.1", str(primary)], config=True)
             group.servers[replica] = process
             link = redis.Redis(port=replica, socket_timeout=1)
             wait_until(lambda: link.info("replication")["master_link_status"] == "up", 30, "the replica")
@@ -143,6 +147,11 @@ class SentinelGroup:
         finally:
             sentinel.close()
         return int(port)
+
+    def restart(self, port: int) -> None:
+        """Start a stopped server again on its port and data; the sentinels make it a replica of the primary."""
+        old = self.servers[port]
+        self.servers[port] = spawn(old.name, old.popen.args, old.log_path)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         for process in [*self.sentinels.values(), *self.servers.values()]:
