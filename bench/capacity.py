@@ -17,6 +17,7 @@ all share this machine's cores, and so may other programs (the load averages say
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import tempfile
 import threading
@@ -44,7 +45,7 @@ def load_average() -> str:
 
 
 def cpu_seconds(root: int) -> float:
-    """Return the CPU seconds (user + system) spent so far by `root` and its live descendants."""
+    """Return the CPU seconds (user + system) spent so far by `root` and its descendants."""
     children: dict[int, list[int]] = {}
     spent: dict[int, float] = {}
     for stat in PROC.glob("[0-9]*/stat"):
@@ -55,7 +56,9 @@ def cpu_seconds(root: int) -> float:
         fields = text[text.rindex(")") + 2 :].split()
         pid = int(stat.parent.name)
         children.setdefault(int(fields[1]), []).append(pid)
-        spent[pid] = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+        # utime and stime, and cutime and cstime: what its children spent that have ended and been reaped
+        # (a pool process replaced after a memory limit, say).
+        spent[pid] = sum(int(value) for value in fields[11:15]) / TICKS
     total, stack = 0.0, [root]
     while stack:
         pid = stack.pop()
@@ -92,8 +95,9 @@ class Measure:
     def used_memory(self) -> int:
         return int(self.redis.info("memory")["used_memory"])
 
-    def commands(self) -> int:
-        return sum(int(stats["calls"]) for stats in self.redis.info("commandstats").values())
+    def commands(self) -> collections.Counter[str]:
+        stats = self.redis.info("commandstats")
+        return collections.Counter({name.removeprefix("cmdstat_"): int(row["calls"]) for name, row in stats.items()})
 
     def cpu(self, name: str) -> float:
         return cpu_seconds(self.stack.processes[name].pid)
@@ -142,12 +146,18 @@ def api_rate(measure: Measure, body: bytes, seconds: float, clients: int) -> tup
     return sum(done) / wall, sum(done) / used
 
 
-def redis_per_job(measure: Measure, jobs: list[bytes]) -> tuple[float, float]:
-    """Return the Redis commands (job store and broker) and Redis CPU-ms per job, each job waited for in turn."""
+def redis_per_job(measure: Measure, jobs: list[bytes]) -> tuple[collections.Counter[str], float]:
+    """Return the Redis commands by name (job store and broker) and the Redis CPU-ms, per job.
+
+    Each job is waited for in turn (GET /tasks/<id>?wait=10), so the counts hold the client's reads,
+    and the idle workers' polls of the queue while it waits.
+    """
     before, cpu = measure.commands(), measure.cpu("redis")
     for body in jobs:
         measure.wait(measure.post(body))
-    return (measure.commands() - before) / len(jobs), (measure.cpu("redis") - cpu) * 1e3 / len(jobs)
+    calls = measure.commands() - before
+    calls.pop("info", None)  # the bench's own
+    return calls, (measure.cpu("redis") - cpu) * 1e3 / len(jobs)
 
 
 def timed(run: Callable[[], Any]) -> tuple[float, float]:
@@ -192,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n## Redis commands per job (job store and broker on one Redis; a job waited for at a time)")
         stack.restart_worker(1)
         for name, jobs in ((f"one {rows:,}-row job", [big]), ("a 1-row job (micro-batched)", [single] * 50)):
-            commands, cpu_ms = redis_per_job(measure, jobs)
-            print(f"  {name}: {commands:,.1f} commands, {cpu_ms:,.1f} ms of Redis CPU [{load_average()}]")
+            calls, cpu_ms = redis_per_job(measure, jobs)
+            total = calls.total() / len(jobs)
+            top = ", ".join(f"{command} {count / len(jobs):,.1f}" for command, count in calls.most_common(8))
+            print(f"  {name}: {total:,.1f} commands, {cpu_ms:,.1f} ms of Redis CPU [{load_average()}]")
+            print(f"    most: {top}")
 
         # From here on no worker runs: what the API accepts stays queued, as under a backlog.
         stack.processes.pop("worker").stop()
