@@ -7,7 +7,7 @@ Sentinel, never on a cluster: with REDIS_CLUSTER, BROKER_URL names a separate Re
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
 from redis.cluster import RedisCluster
@@ -33,14 +33,12 @@ def connect(settings: Settings, **options: Any) -> redis.Redis | RedisCluster:
     """Return a client of the job store's Redis; `options` are redis-py connection options."""
     url = settings.redis_url.reveal()
     if settings.redis_sentinels:
-        parts = urlsplit(url)
+        password, db = _password_and_db(url)
         sentinel = Sentinel(
             sentinel_addresses(settings),
             sentinel_kwargs=_sentinel_auth(settings) | {"socket_timeout": 2, "socket_connect_timeout": 2},
         )
-        return sentinel.master_for(
-            settings.redis_sentinel_master, password=parts.password, db=int(parts.path.strip("/") or 0), **options
-        )
+        return sentinel.master_for(settings.redis_sentinel_master, password=password, db=db, **options)
     if settings.redis_cluster:
         options.pop("db", None)
         return RedisCluster.from_url(url, **options)
@@ -54,10 +52,10 @@ def broker_url(settings: Settings) -> str:
     if settings.redis_cluster:
         raise ValueError("REDIS_CLUSTER needs BROKER_URL: kombu cannot use a Redis Cluster as its broker")
     if settings.redis_sentinels:
-        parts = urlsplit(settings.redis_url.reveal())
-        auth = f":{quote(parts.password, safe='')}@" if parts.password else ""
-        db = parts.path.strip("/") or "0"
-        return ";".join(f"sentinel://{auth}{host}:{port}/{db}" for host, port in sentinel_addresses(settings))
+        password, db = _password_and_db(settings.redis_url.reveal())
+        auth = f":{quote(password, safe='')}@" if password else ""
+        hosts = [(f"[{host}]" if ":" in host else host, port) for host, port in sentinel_addresses(settings)]
+        return ";".join(f"sentinel://{auth}{host}:{port}/{db}" for host, port in hosts)
     return settings.redis_url.reveal()
 
 
@@ -72,6 +70,11 @@ def broker_transport(settings: Settings) -> str:
     """Return kombu's transport class for the broker (jobs.transport)."""
     sentinel = settings.redis_sentinels and not settings.broker_url
     return "jobs.transport:SentinelTransport" if sentinel else "jobs.transport:Transport"
+
+
+def _password_and_db(url: str) -> tuple[str | None, int]:
+    parts = urlsplit(url)
+    return (None if parts.password is None else unquote(parts.password)), int(parts.path.strip("/") or 0)
 
 
 def _sentinel_auth(settings: Settings) -> dict[str, Any]:
