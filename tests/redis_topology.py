@@ -155,9 +155,14 @@ class SentinelGroup:
         return int(port)
 
     def restart(self, port: int) -> None:
-        """Start a stopped server again on its port and data; the sentinels make it a replica of the primary."""
+        """Start a stopped server again on its port and data, as a replica of the primary the sentinels name.
+
+        As an orchestrator's start script would (ask Sentinel first): left to come back as a primary,
+        it would wait for the sentinels' next 10-second look before they made it a replica.
+        """
         old = self.servers[port]
-        self.servers[port] = spawn(old.name, old.popen.args, old.log_path)  # type: ignore[arg-type]
+        argv = [*old.popen.args, "--replicaof", "127.0.0.1", str(self.primary_port())]  # type: ignore[misc]
+        self.servers[port] = spawn(old.name, argv, old.log_path)
 
     def stop(self) -> None:
         for process in [*self.sentinels.values(), *self.servers.values()]:

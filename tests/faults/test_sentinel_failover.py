@@ -119,7 +119,7 @@ def test_a_failover_under_load_ends_every_accepted_job(sentinel_stack, real_rows
         assert time.monotonic() - killed_at < 60, "no replica was promoted within 60 s"
         time.sleep(0.1)
     promoted_after = time.monotonic() - killed_at
-    # As an orchestrator would: the dead server comes back, and the sentinels make it the new replica.
+    # As an orchestrator would: the dead server comes back, as a replica of the new primary.
     # Until then the API refuses new jobs (503): with REDIS_WAIT_REPLICAS=1, none can reach a replica.
     group.restart(old)
     first_accepted_after = None
@@ -149,6 +149,7 @@ def test_a_failover_under_load_ends_every_accepted_job(sentinel_stack, real_rows
             "accepted before the kill": accepted_before_kill,
             "succeeded": statuses.count("succeeded"),
             "failed with reason": sum(1 for t in accepted if final[t]["status"] == "failed" and final[t]["error"]),
+            "reasons": sorted({final[t]["error"]["message"] for t in accepted if final[t]["status"] == "failed"}),
             "lost": statuses.count("lost"),
             "stuck": statuses.count("stuck"),
             "503 answers": answers.count(503),
