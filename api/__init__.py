@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             settings.job_deadline_seconds,
             webhook_sender(celery, webhooks),
             wait_replicas=settings.redis_wait_replicas,
-        ),  # fmt: skip
+        ),
         celery=celery,
         models=ModelStore(settings.model_store_dir),
         waiters=Waiters(settings, settings.max_waiters),
