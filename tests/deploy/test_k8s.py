@@ -21,7 +21,15 @@ K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.35.0"  # a current release: kubernetes-validate ships its schemas
 FOLDERS = {"base": K8S / "base", "local": K8S / "overlays" / "local"}
 CRDS = {"ScaledObject": "keda.sh_scaledobjects.yaml", "TriggerAuthentication": "keda.sh_triggerauthentications.yaml"}
-SECRET_ENV = {"REDIS_URL", "API_KEYS", "REDIS_PASSWORD", "REDISCLI_AUTH", "BROKER_URL", "REDIS_SENTINEL_PASSWORD"}
+SECRET_ENV = {
+    "REDIS_URL",
+    "API_KEYS",
+    "REDIS_PASSWORD",
+    "REDISCLI_AUTH",
+    "BROKER_URL",
+    "REDIS_SENTINEL_PASSWORD",
+    "WEBHOOK_SECRET",
+}
 
 
 @cache
