@@ -80,6 +80,19 @@ class Settings:
     """Everything the API, the worker and training read from the environment."""
 
     redis_url: Secret = field(default_factory=lambda: Secret("redis://127.0.0.1:6379/0"))
+    # The broker, when it is not the job store's Redis: a redis:// URL. Required with REDIS_CLUSTER,
+    # since kombu cannot use a cluster; empty means REDIS_URL (or the Sentinel primary below).
+    broker_url: Secret = field(default_factory=lambda: Secret(""))
+    # 1: REDIS_URL names one node of a Redis Cluster, which holds the job store (jobs.connection).
+    redis_cluster: int = 0
+    # host:port,... of Redis Sentinels: the job store and the broker then use the primary they name
+    # REDIS_SENTINEL_MASTER, with REDIS_URL's password and database (its host and port are not used).
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "glmq"
+    redis_sentinel_password: Secret = field(default_factory=lambda: Secret(""))
+    # Replicas that must hold a new job before the API accepts it (Redis WAIT, up to 1 s; 0: no wait).
+    # Replication is asynchronous: with Sentinel, set 1, or a failover may lose accepted jobs.
+    redis_wait_replicas: int = 0
     model_store_dir: Path = Path("var/model_store")
     model_name: str = "glm26"
     port: int = 1313
@@ -126,6 +139,8 @@ class Settings:
         env = os.environ if environ is None else environ
         casts: dict[str, Callable[[str], object]] = {
             "redis_url": Secret,
+            "broker_url": Secret,
+            "redis_sentinel_password": Secret,
             "model_store_dir": Path,
             "api_keys": _split_keys,
             "webhook_secret": _webhook_secret,
@@ -150,7 +165,7 @@ class Settings:
         shown: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "redis_url":
+            if f.name in ("redis_url", "broker_url"):
                 value = mask_url(value.reveal())
             elif f.name == "api_keys":
                 value = f"{len(value)} key(s)"

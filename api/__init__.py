@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from flask import Flask
 
 from api import bodies, docs, errors, events, metrics, params, probes, routes
@@ -13,6 +12,7 @@ from api.services import Services
 from api.waiting import Waiters
 from jobs import JobStore
 from jobs.broker import make_celery
+from jobs.connection import connect
 from jobs.webhooks import Webhooks
 from jobs.webhooks import on_end as webhook_sender
 from model_store import ModelStore
@@ -28,9 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         instrument_flask(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    client = redis.Redis.from_url(
-        settings.redis_url.reveal(), socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
-    )
+    client = connect(settings, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10)
     celery = make_celery(settings)
     webhooks = Webhooks(client, settings.result_ttl_seconds)
     app.extensions["glmq"] = Services(
@@ -38,11 +36,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis=client,
         # A job the API ends (a cancel) has its webhook sent from here, as a worker would.
         jobs=JobStore(
-            client, settings.result_ttl_seconds, settings.job_deadline_seconds, webhook_sender(celery, webhooks)
+            client,
+            settings.result_ttl_seconds,
+            settings.job_deadline_seconds,
+            webhook_sender(celery, webhooks),
+            wait_replicas=settings.redis_wait_replicas,
         ),
         celery=celery,
         models=ModelStore(settings.model_store_dir),
-        waiters=Waiters(settings.redis_url.reveal(), settings.max_waiters),
+        waiters=Waiters(settings, settings.max_waiters),
         webhooks=webhooks,
         idempotency=Idempotency(client, settings.result_ttl_seconds),
         streams=events.Streams(settings.redis_url.reveal(), settings.max_streams),

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import threading
 
-import redis
-
 from api.errors import ApiError
 from api.numbers import decimal
 from jobs import JobStore
+from jobs.connection import connect
+from settings import Settings
 
 MAX_WAIT_SECONDS = 30.0
 
@@ -34,12 +34,12 @@ def parse_wait(raw: str | None) -> float | None:
 class Waiters:
     """At most `limit` requests of this process waiting at once, each on a connection of its own."""
 
-    def __init__(self, redis_url: str, limit: int) -> None:
+    def __init__(self, settings: Settings, limit: int) -> None:
         self._slots = threading.BoundedSemaphore(limit) if limit > 0 else None
         # Its own pool: a blocked BLMOVE must not hold a connection the other requests need, and its
         # socket timeout must outlast the longest wait.
-        self.client = redis.Redis.from_url(
-            redis_url, socket_timeout=MAX_WAIT_SECONDS + 5, socket_connect_timeout=2, max_connections=max(limit, 1)
+        self.client = connect(
+            settings, socket_timeout=MAX_WAIT_SECONDS + 5, socket_connect_timeout=2, max_connections=max(limit, 1)
         )
 
     def wait(self, jobs: JobStore, job_id: str, seconds: float) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import Celery
 
+from jobs import connection
 from jobs.record import NewJob
 from jobs.store import JobStore
 from settings import Settings
@@ -41,9 +42,9 @@ def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
 
     The API builds it only to send; the worker names its task modules in `include`.
     """
-    app = Celery("glmq", broker=settings.redis_url.reveal(), include=list(include))
+    app = Celery("glmq", broker=connection.broker_url(settings), include=list(include))
     app.conf.update(
-        broker_transport="jobs.transport:Transport",
+        broker_transport=connection.broker_transport(settings),
         task_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],
@@ -59,7 +60,8 @@ def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
         task_time_limit=settings.task_time_limit,
         # Unacknowledged messages return to the queue after this long; it must exceed the
         # hard time limit, or a slow but healthy chunk would run twice.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout}
+        | connection.broker_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_cancel_long_running_tasks_on_connection_loss=True,

@@ -4,6 +4,12 @@ redis-py's registered scripts ask Redis whether they are cached (SCRIPT EXISTS) 
 pipeline that holds one: a round trip more on each hot-path call. These are sent by SHA straight
 away instead; only when Redis answers NOSCRIPT (after a restart or a SCRIPT FLUSH) are they loaded,
 and the pipeline sent again. Every pipeline built here must be safe to send twice.
+
+On Redis Cluster a script may touch the keys of one slot only (every job's keys share its hash tag,
+jobs.keys), and redis-py splits a pipeline by node and sends the parts independently, so the order of
+commands on different nodes is lost. A pipeline is therefore built in ordered stages: one Redis gets
+all of them in one round trip, as before; a cluster gets one stage after another, each only once the
+stage before it has succeeded.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 import redis
 from redis.client import Pipeline
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 NAMES = (
@@ -26,7 +33,7 @@ NAMES = (
 class Scripts:
     """The scripts of jobs/scripts/, by name, for one Redis client."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis | RedisCluster) -> None:
         self.client = client
         folder = resources.files("jobs").joinpath("scripts")
         self._source = {name: folder.joinpath(f"{name}.lua").read_text() for name in NAMES}
@@ -46,13 +53,24 @@ class Scripts:
 
     def queue(self, pipe: Pipeline, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
         """Add a script call to a pipeline that `pipelined` is building."""
-        pipe.evalsha(self._sha[name], len(keys), *keys, *args)
+        # As a plain command: redis-py's cluster pipeline refuses its evalsha method, but routes EVALSHA
+        # by its keys, which must then share a slot.
+        pipe.execute_command("EVALSHA", self._sha[name], len(keys), *keys, *args)
 
-    def pipelined(self, fill: Callable[[Pipeline], None]) -> list[Any]:
-        """Build a pipeline with `fill`, send it (no transaction) and return its replies; raise the first error."""
+    def pipelined(self, *stages: Callable[[Pipeline], None]) -> list[Any]:
+        """Build a pipeline with the `stages` in order, send it (no transaction) and return all the replies.
+
+        Raise the first error. On a cluster each stage is a round trip of its own (see above).
+        """
+        if not isinstance(self.client, RedisCluster):
+            return self._send(stages)
+        return [reply for stage in stages for reply in self._send([stage])]
+
+    def _send(self, stages: Sequence[Callable[[Pipeline], None]]) -> list[Any]:
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
-            fill(pipe)
+            for fill in stages:
+                fill(pipe)
             replies = pipe.execute(raise_on_error=False)
             if attempt == 1 and any(isinstance(reply, NoScriptError) for reply in replies):
                 self._load()
@@ -64,5 +82,6 @@ class Scripts:
         raise AssertionError("unreachable")
 
     def _load(self) -> None:
+        # On a cluster, SCRIPT LOAD goes to every primary.
         for text in self._source.values():
             self.client.script_load(text)

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 import redis
+from redis.cluster import RedisCluster
 
 from jobs import keys
 from jobs.lua import Scripts
@@ -38,6 +39,12 @@ HEADROOM_FRACTION = 0.9
 MEMORY_CHECK_SECONDS = 1.0
 # A job's event stream keeps its newest entries only; the final event is always the last.
 MAX_EVENTS = 1_000
+# How long a new job may wait for its replicas (`wait_replicas`) before it is refused.
+WAIT_REPLICAS_MS = 1_000
+
+
+class NotReplicated(redis.ConnectionError):
+    """A new job did not reach its replicas in time: it was failed and must not be reported accepted."""
 
 
 class StartOutcome(IntEnum):
@@ -94,18 +101,26 @@ class Ready(NamedTuple):
 
 
 class JobStore:
-    """Reads and writes job state in one Redis database."""
+    """Reads and writes job state in one Redis database, or in a Redis Cluster."""
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | RedisCluster,
         ttl_seconds: int,
         deadline_seconds: int,
         on_end: Callable[[Sequence[str]], None] | None = None,
+        wait_replicas: int = 0,
     ) -> None:
-        """`on_end` is called with the jobs a call of this store ended that have a webhook (jobs.webhooks)."""
+        """`on_end` is called with the jobs a call of this store ended that have a webhook (jobs.webhooks).
+
+        `wait_replicas`: replicas that must hold a new job before `create` returns (Redis WAIT, in the
+        same round trip). Replication is asynchronous: without it, a failover may lose an accepted job.
+        """
         self.client = client
         self.on_end = on_end
+        self.wait_replicas = wait_replicas
+        if wait_replicas and isinstance(client, RedisCluster):
+            raise ValueError("waiting for replicas is for one primary (Sentinel), not a cluster")
         self.ttl = ttl_seconds
         self.deadline = deadline_seconds
         self.stats = Stats(client)
@@ -116,13 +131,16 @@ class JobStore:
     def has_headroom(self) -> bool:
         """Return whether Redis has room for a new job: used memory below HEADROOM_FRACTION of maxmemory.
 
-        Read from INFO at most once a second per store; no maxmemory means always.
+        Read from INFO at most once a second per store; no maxmemory means always. On a cluster every
+        primary must have room: a new job's keys may land on any of them.
         """
         now = time.monotonic()
         if now - self._memory_checked >= MEMORY_CHECK_SECONDS:
-            memory = self.client.info("memory")
-            limit = int(memory.get("maxmemory", 0))
-            self._headroom = not limit or int(memory["used_memory"]) < HEADROOM_FRACTION * limit
+            self._headroom = all(
+                not int(memory.get("maxmemory", 0))
+                or int(memory["used_memory"]) < HEADROOM_FRACTION * int(memory["maxmemory"])
+                for memory in _per_node(self.client, "memory")
+            )
             self._memory_checked = now
         return self._headroom
 
@@ -136,7 +154,8 @@ class JobStore:
         A big job is in line for no worker yet: the caller enqueues its chunks. A `small` one (a single
         chunk) is put in line for a micro-batch here, and the answer says whether a drain message must
         be sent (none is on its way; see scripts/mark_ready.lua).
-        Raise redis.OutOfMemoryError when Redis is too full to take it (`has_headroom`).
+        Raise redis.OutOfMemoryError when Redis is too full to take it (`has_headroom`), and NotReplicated
+        (the job failed) when `wait_replicas` replicas did not acknowledge it within WAIT_REPLICAS_MS.
         """
         if len(records) != new.rows:
             raise ValueError(f"the job declares {new.rows} rows but {len(records)} records were given")
@@ -146,26 +165,37 @@ class JobStore:
             raise redis.OutOfMemoryError("refused: Redis is nearly full, and running jobs need the rest")
         job_id = uuid.uuid4().hex
         now = time.time()
-        # One round trip, in an order that leaves nothing unwatched if Redis dies part-way: the deadline
-        # index first, so that any job record that exists is one the watchdog sees (it re-drives a
-        # stalled job, fails an overdue one, and forgets an entry with no job); then the record and
-        # payload, all or nothing, in a script on the job's own slot; then the place in line.
+        # One round trip (a stage at a time on a cluster, jobs.lua), in an order that leaves nothing
+        # unwatched if Redis dies part-way: the deadline index first, so that any job record that exists
+        # is one the watchdog sees (it re-drives a stalled job, fails an overdue one, and forgets an entry
+        # with no job); then the record and payload, all or nothing, in a script on the job's own slot;
+        # then the place in line.
         record = Job.accepted(job_id, new, now).to_hash()
         chunks = [records[start : start + new.chunk_rows] for start in range(0, new.rows, new.chunk_rows)]
 
-        def fill(pipe: redis.client.Pipeline) -> None:
+        def deadline(pipe: redis.client.Pipeline) -> None:
             pipe.zadd(keys.DEADLINES, {job_id: now + self.deadline})
             if new.webhook_url:  # watched from the start, so a job whose ender died is still announced
                 pipe.zadd(keys.WEBHOOKS, {job_id: now + self.deadline + WEBHOOK_GRACE_SECONDS}, nx=True)
+
+        def job(pipe: redis.client.Pipeline) -> None:
             job_keys = [keys.job(job_id), *(keys.payload(job_id, k) for k in range(len(chunks)))]
             fields = [item for pair in record.items() for item in pair]
             payloads = [msgspec.json.encode(chunk) for chunk in chunks]
             self.scripts.queue(pipe, "create_job", job_keys, [self.ttl, len(record), *fields, *payloads])
-            if small:
-                self.scripts.queue(pipe, "mark_ready", [keys.READY, keys.KICK], [f"{job_id}:{new.rows}", KICK_TTL_MS])
 
-        replies = self.scripts.pipelined(fill)
-        return job_id, small and bool(replies[-1])
+        def line(pipe: redis.client.Pipeline) -> None:
+            self.scripts.queue(pipe, "mark_ready", [keys.READY, keys.KICK], [f"{job_id}:{new.rows}", KICK_TTL_MS])
+
+        def replicated(pipe: redis.client.Pipeline) -> None:
+            pipe.execute_command("WAIT", self.wait_replicas, WAIT_REPLICAS_MS)
+
+        stages = [deadline, job, *([line] if small else []), *([replicated] if self.wait_replicas else [])]
+        replies = self.scripts.pipelined(*stages)
+        if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
+            self.fail(job_id, "the job did not reach a replica in time", code="not_replicated")
+            raise NotReplicated(f"the job reached {replies[-1]} of {self.wait_replicas} replica(s) in time")
+        return job_id, small and bool(replies[-2 if self.wait_replicas else -1])
 
     def get(self, job_id: str) -> Job | None:
         """Return the job record, or None when unknown or expired."""
@@ -229,15 +259,14 @@ class JobStore:
         the outcome (counted, a duplicate, or already failed): it leaves the deadline index too.
         """
 
-        def fill(pipe: redis.client.Pipeline) -> None:
-            self._finishing(pipe, finished)
+        def ended(pipe: redis.client.Pipeline) -> None:
             if finished:
                 pipe.zrem(keys.DEADLINES, *(job_id for job_id, *_ in finished))
             if taken:
                 pipe.zrem(keys.LEASED, *(ready.entry for ready in taken))
                 pipe.delete(keys.held(holder))
 
-        self._counted(finished, self.scripts.pipelined(fill))
+        self._counted(finished, self.scripts.pipelined(lambda pipe: self._finishing(pipe, finished), ended))
 
     def _finishing(self, pipe: redis.client.Pipeline, finished: Sequence[Finished]) -> None:
         for job_id, chunk, rows, results, _ in finished:
@@ -428,6 +457,13 @@ class JobStore:
 
 
 _ENDING = ("model_name", "submitted_at", "finished_at", "webhook_url")
+
+
+def _per_node(client: redis.Redis | RedisCluster, section: str) -> list[dict[str, Any]]:
+    """Return a section of INFO from one Redis, or from each primary of a cluster."""
+    if isinstance(client, RedisCluster):
+        return list(client.info(section, target_nodes=RedisCluster.PRIMARIES).values())
+    return [client.info(section)]
 
 
 def _job_end(fields: list[bytes | None], status: JobStatus) -> JobEnd | None:

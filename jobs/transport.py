@@ -115,3 +115,13 @@ class Transport(kombu_redis.Transport):
     """The Redis transport with the channel above."""
 
     Channel = Channel
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """The channel above, on the primary that Redis Sentinel names (kombu's sentinel:// transport)."""
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with the channel above."""
+
+    Channel = SentinelChannel

@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from jobs import JobStore, NewJob
 from model_store import ModelStore, artifacts
 from stack.processes import Process, free_port, start_redis
+from tests.redis_topology import Cluster
 from training.approved import build_approved, load_reference
 from training.pipeline import schema
 
@@ -82,6 +83,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(port, root / "data", root / "logs", start_redis(port, root / "data", root / "logs"))
     yield server
     server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A Redis Cluster of three primaries of our own, stopped at the end of the session (tests.redis_topology)."""
+    cluster = Cluster.start(tmp_path_factory.mktemp("cluster"))
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

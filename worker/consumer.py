@@ -15,8 +15,11 @@ from typing import Any
 import redis
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.message import Message
+from redis.cluster import RedisCluster
 
+from jobs.connection import connect
 from jobs.deadletter import dead_letter
+from settings import Settings
 
 
 class Consumer(CeleryConsumer):
@@ -56,9 +59,9 @@ class Consumer(CeleryConsumer):
         raw = getattr(message, "_raw", None)  # kombu's virtual transports keep the envelope as it came
         text = json.dumps(raw, default=repr) if raw is not None else message.body
         reason = "" if exc is None else f"{type(exc).__name__}: {exc}"
-        dead_letter(_client(self.app.conf.glmq_settings.redis_url.reveal()), text, kind, reason)
+        dead_letter(_client(self.app.conf.glmq_settings), text, kind, reason)
 
 
 @functools.cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5)
+def _client(settings: Settings) -> redis.Redis | RedisCluster:
+    return connect(settings, socket_timeout=5)

@@ -15,6 +15,7 @@ from opentelemetry import trace
 
 from jobs import JobStore, webhooks
 from jobs.broker import DRAIN, SCORE_CHUNK, chunk_args
+from jobs.connection import connect
 from jobs.deadletter import dead_letter
 from jobs.store import StartOutcome
 from model_store import ModelStore, ModelStoreError
@@ -54,7 +55,7 @@ def process_state() -> ProcessState:
 
 def job_store(settings: Settings) -> JobStore:
     """Return a job store on a new Redis connection."""
-    client = redis.Redis.from_url(settings.redis_url.reveal(), socket_timeout=10, health_check_interval=10)
+    client = connect(settings, socket_timeout=10, health_check_interval=10)
     ended = webhooks.on_end(current_app, webhooks.Webhooks(client, settings.result_ttl_seconds))
     return JobStore(client, settings.result_ttl_seconds, settings.job_deadline_seconds, on_end=ended)
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 
 import redis
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from jobs import JobStore, keys, webhooks
 from jobs.broker import DRAIN, SCORE_CHUNK, queue_depth
@@ -96,7 +97,9 @@ class Watchdog(threading.Thread):
                     counts["webhooks"] = webhooks.sweep(self.app, self.webhooks)
                     if any(counts.values()):
                         log.info("watchdog sweep: %s", counts)
-            except redis.RedisError as exc:
+            except (redis.RedisError, OperationalError) as exc:
+                # kombu reports a broker it cannot reach (queue_depth, send_task) as its OperationalError:
+                # seen in a Sentinel failover ("No master found"), which ended this thread before.
                 log.warning("watchdog cannot reach redis: %s", type(exc).__name__)
 
     def stop(self) -> None:

@@ -1,10 +1,13 @@
 import json
+import logging
 import time
 from dataclasses import replace
 
 from jobs import JobStore, NewJob, keys
-from jobs.broker import DRAIN, QUEUE
-from worker.watchdog import sweep
+from jobs.broker import DRAIN, QUEUE, make_celery
+from settings import Secret, Settings
+from stack.processes import free_port
+from worker.watchdog import Watchdog, sweep
 
 RECORDS = [{"x12": str(i)} for i in range(5)]
 
@@ -66,3 +69,22 @@ def test_small_jobs_of_a_dead_worker_go_back_in_line_alone_with_a_drain_message(
     assert [json.loads(raw)["headers"]["task"] for raw in redis_db.lrange(QUEUE, 0, -1)] == [DRAIN]
     batches = [[ready.job_id for ready in jobs.take_ready(max_rows=10, lease_seconds=30, holder="t1")] for _ in "ab"]
     assert sorted(batches) == sorted([[first], [second]])  # one job per batch
+
+
+def test_the_watchdog_outlives_a_broker_it_cannot_reach(jobs: JobStore, caplog) -> None:
+    # As in a Sentinel failover: the job store answers, the broker does not, and kombu says so with
+    # its own OperationalError, not a Redis error. The thread must log it and sweep again.
+    settings = Settings(redis_url=Secret(f"redis://127.0.0.1:{free_port()}/0"), watchdog_interval_seconds=1)
+    app = make_celery(settings)
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "max_retries": 0}
+    watchdog = Watchdog(app, jobs, settings)
+    caplog.set_level(logging.WARNING, logger="worker.watchdog")
+    watchdog.start()
+    deadline = time.monotonic() + 60
+    try:
+        while sum("cannot reach redis: OperationalError" in r.message for r in caplog.records) < 2:
+            assert watchdog.is_alive() and time.monotonic() < deadline, [r.message for r in caplog.records]
+            time.sleep(0.1)
+    finally:
+        watchdog.stop()
+        watchdog.join(30)
