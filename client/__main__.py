@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from client.api import PredictionClient, Shape
+from client.api import SPLITTING, PredictionClient, Shape
 from client.errors import ClientError, ConnectionFailedError, InputError, JobFailedError, WaitTimeoutError
 from client.files import DOWNLOAD_TYPES, output_format, read_records, read_results, write_json_lines, write_results
 from client.limits import max_rows_in_refusal
@@ -111,7 +111,7 @@ def predict(args: argparse.Namespace) -> int:
                 limit = max_rows_in_refusal(exc) if exc.code == "too_many_rows" else None
                 if limit is None:
                     raise
-                logging.getLogger("client").warning("the service takes at most %d rows per job; splitting", limit)
+                logging.getLogger("client").warning(SPLITTING, limit)
                 args.batch_rows = limit
     records = read_records(args.file)
     with (

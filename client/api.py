@@ -27,6 +27,8 @@ from client.retries import IDEMPOTENCY_KEY, retrying_session, service_retry
 Record = Mapping[str, Any]
 ProgressCallback = Callable[[int, int], None]
 
+# Said whenever the input goes to the service in more jobs than asked, because of its row limit.
+SPLITTING = "the service takes at most %d rows per job; splitting the input"
 log = logging.getLogger("client")
 
 # Inputs up to this many rows are sent without asking the service's row limit first: their upload costs
@@ -345,6 +347,8 @@ class PredictionClient:
         collected = 0
         if batch_rows is None and len(rows) > _ASK_LIMIT_ABOVE_ROWS:
             batch_rows = self.row_limit()
+            if batch_rows is not None and batch_rows < len(rows):
+                log.warning(SPLITTING, batch_rows)
         spans = _spans(len(rows), batch_rows)
         try:
             # Submit every batch first, so that the workers share them, then collect in order.
@@ -358,7 +362,7 @@ class PredictionClient:
                     limit = max_rows_in_refusal(exc)
                     if limit is None or limit >= stop - start:
                         raise
-                    log.warning("the service takes at most %d rows per job; splitting the input", limit)
+                    log.warning(SPLITTING, limit)
                     spans[index:] = [(start + a, start + b) for a, b in _spans(len(rows) - start, limit)]
                     continue
                 index += 1

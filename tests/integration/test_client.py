@@ -128,3 +128,33 @@ def test_the_cli_exits_2_with_a_readable_message_on_a_4xx(stack, small_csv, tmp_
     assert "error: 422 invalid_threshold: threshold must be a number between 0 and 1." in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+@pytest.fixture
+def limited_api(stack, tmp_path) -> Iterator[str]:
+    """A second API on the stack's Redis and workers that takes at most 1,000 rows per job."""
+    from stack.processes import free_port, start_api
+
+    bind = f"127.0.0.1:{free_port()}"
+    api = start_api({**stack.env, "MAX_BATCH_ROWS": "1000"}, tmp_path, bind)
+    yield f"http://{bind}"
+    api.stop()
+
+
+@pytest.mark.parametrize("out", ["results.csv", "results.json"])
+def test_the_cli_splits_a_file_over_the_row_limit_and_joins_the_results_in_order(
+    limited_api, approved, small_csv, tmp_path, out
+) -> None:
+    """2,500 rows against a 1,000-row limit: three jobs, one file of results in input order, equal to in-process."""
+    done = run_cli(str(small_csv), "--url", limited_api, "--out", str(tmp_path / out))
+    assert done.returncode == 0, done.stderr
+    assert "the service takes at most 1000 rows per job; splitting the input" in done.stderr
+    assert "2500 rows scored" in done.stderr
+    expected = in_process(approved, raw_records(small_csv))
+    if out.endswith(".csv"):
+        with (tmp_path / out).open(newline="") as stream:
+            got = [{"row": int(r["row"]), "phat": float(r["phat"])} for r in csv.DictReader(stream)]
+    else:
+        got = json.loads((tmp_path / out).read_text())
+    assert [row["row"] for row in got] == list(range(2_500))
+    assert max(abs(row["phat"] - item["phat"]) for row, item in zip(got, expected)) <= 1e-12
