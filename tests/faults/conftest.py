@@ -32,8 +32,11 @@ class FaultStack:
     api: Process | None = None
     workers: list[Process] = field(default_factory=list)
 
-    def start_worker(self, name: str, concurrency: int = 2, app: str = "worker") -> Process:
-        process = start_worker(self.env, self.root / "logs", name=name, concurrency=concurrency, app=app)
+    def start_worker(
+        self, name: str, concurrency: int = 2, app: str = "worker", env: dict[str, str] | None = None
+    ) -> Process:
+        env = {**self.env, **(env or {})}
+        process = start_worker(env, self.root / "logs", name=name, concurrency=concurrency, app=app)
         self.workers.append(process)
         return process
 
@@ -85,6 +88,10 @@ class FaultStack:
             for ids in batched.findall(text):
                 runs.update((job, 0) for job in ids.split())
         return runs
+
+    def logged(self, text: str) -> int:
+        """Count the lines of every worker log that hold `text`."""
+        return sum(log.read_text(errors="replace").count(text) for log in (self.root / "logs").glob("*.log"))
 
     def redelivered_chunks(self, task_ids: list[str]) -> int:
         """Count chunks that were started more than once (Redis keeps a delivery count per chunk)."""
