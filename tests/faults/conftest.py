@@ -89,9 +89,13 @@ class FaultStack:
                 runs.update((job, 0) for job in ids.split())
         return runs
 
+    def all_logs(self) -> str:
+        """Return every process's log, one after another."""
+        return "\n".join(log.read_text(errors="replace") for log in sorted((self.root / "logs").glob("*.log")))
+
     def logged(self, text: str) -> int:
-        """Count the lines of every worker log that hold `text`."""
-        return sum(log.read_text(errors="replace").count(text) for log in (self.root / "logs").glob("*.log"))
+        """Count the occurrences of `text` in every log."""
+        return self.all_logs().count(text)
 
     def redelivered_chunks(self, task_ids: list[str]) -> int:
         """Count chunks that were started more than once (Redis keeps a delivery count per chunk)."""

@@ -8,6 +8,7 @@ that the Redis broker's late redelivery of the dead worker's messages happens wi
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from datetime import datetime
@@ -100,3 +101,48 @@ def test_a_killed_worker_is_seen_by_its_lapsed_leases(fault_stack, real_rows, re
         assert final_again[task_id]["results"] == final[task_id]["results"]
         job = client.hgetall(keys.job(task_id))
         assert int(job[b"rows_done"]) == ROWS
+
+
+def test_after_a_redis_crash_unfinished_work_is_re_driven_in_seconds(fault_stack, real_rows, report) -> None:
+    production_timings(fault_stack)
+    slow = {"FAULT_SCORE_SECONDS": "0.1"}  # so that chunks are in flight, not done in a blink
+    for name in ("w1", "w2"):
+        fault_stack.start_worker(name, app="tests.faults.faulty_worker", env=slow)
+    fault_stack.start_api()
+    records = [r["values"] for r in real_rows["rows"]]
+    batch = [records[j % len(records)] for j in range(ROWS)]
+    client = fault_stack.redis.client()
+
+    responses = fault_stack.submit_many([batch] * JOBS)
+    assert [r.status_code for r in responses] == [202] * JOBS
+    task_ids = [r.json()["task_id"] for r in responses]
+    deadline = time.monotonic() + 30
+    while client.zcard(keys.LEASES) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    unfinished = client.zcard(keys.DEADLINES)
+    fault_stack.redis.stop(kill=True)
+    time.sleep(2)
+    fault_stack.redis.start()
+    answering_at = time.time()
+
+    final = fault_stack.wait_all(task_ids, timeout=180)
+    statuses = [final[t]["status"] for t in task_ids]
+    after = [ended_at(body) - answering_at for body in final.values() if "finished_at" in body]
+    report(
+        "redis kill -9 and AOF restart, production timings",
+        {
+            "jobs": len(task_ids),
+            "unfinished at the crash": unfinished,
+            "succeeded complete": sum(complete(final[t], ROWS) for t in task_ids),
+            "failed": statuses.count("failed"),
+            "lost": statuses.count("lost"),
+            "stuck": statuses.count("stuck"),
+            "re-driven on a lapsed lease": fault_stack.logged("its lease lapsed"),
+            "re-driven after the restart as unleased": sum(
+                int(n) for n in re.findall(r"re-drove (\d+) unleased", fault_stack.all_logs())
+            ),
+            "seconds from redis answering to last job ended": round(max(after), 1),
+        },
+    )
+    assert statuses.count("lost") == statuses.count("stuck") == 0
+    assert all(complete(final[t], ROWS) for t in task_ids), statuses
