@@ -166,7 +166,7 @@ class Watchdog(threading.Thread):
                 # kombu reports a broker it cannot reach (queue_depth, send_task) as its OperationalError:
                 # seen in a Sentinel failover ("No master found"), which ended this thread before.
                 if self._reachable_since is not None:
-                    log.warning("watchdog cannot reach redis or the broker: %s", type(exc).__name__)
+                    log.warning("watchdog cannot reach redis: %s (the job store or the broker)", type(exc).__name__)
                 self._reachable_since = None
             except Exception:  # a defect must not end the thread that keeps jobs from hanging
                 log.exception("watchdog tick failed")
