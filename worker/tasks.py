@@ -129,7 +129,7 @@ def _score_chunk(state: ProcessState, job_id: str, chunk: int) -> None:
         dead_letter(jobs.client, f"[{job_id!r}, {chunk}]", "bad_arguments", f"job {job_id} has no chunk {chunk}")
         return
     if outcome == StartOutcome.SKIP:
-        log.info("skipped chunk %d of job %s: it is done, or its job ended", chunk, job_id)
+        log.info("skipped chunk %d (job %s): it is done, or its job ended", chunk, job_id)
     if outcome != StartOutcome.RUN or delivery is None:
         return
     if delivery.records is None:

@@ -114,7 +114,7 @@ class FaultStack:
 
 
 @pytest.fixture
-def fault_stack(tmp_path: Path, model_store_dir: Path) -> Iterator[FaultStack]:
+def fault_stack(tmp_path: Path, model_store_dir: Path, broker_env: dict[str, str]) -> Iterator[FaultStack]:
     port = free_port()
     redis = RedisServer(
         port, tmp_path / "redis", tmp_path / "logs", start_redis(port, tmp_path / "redis", tmp_path / "logs")
@@ -130,6 +130,7 @@ def fault_stack(tmp_path: Path, model_store_dir: Path) -> Iterator[FaultStack]:
         "TASK_TIME_LIMIT": "5",
         "MAX_CHUNK_RETRIES": "2",
         "JOB_DEADLINE_SECONDS": "240",
+        **broker_env,
     }
     stack = FaultStack(tmp_path, env, redis)
     try:
