@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import collections
+import json
 import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,19 @@ from stack.processes import Process, free_port, start_api, start_redis, start_wo
 from tests.conftest import RedisServer
 
 TERMINAL = ("succeeded", "failed")
+# Fault tests shorten these; recovery is measured with their defaults (60 s, 90 s, 30 s, 10 s), so that
+# anything that waited on them would show as minutes.
+PRODUCTION_TIMINGS = ("TASK_SOFT_TIME_LIMIT", "TASK_TIME_LIMIT", "STALL_SECONDS", "WATCHDOG_INTERVAL_SECONDS")
+
+
+def ended_at(body: dict[str, Any]) -> float:
+    """Return when a finished job ended, as epoch seconds."""
+    return datetime.fromisoformat(body["finished_at"]).timestamp()
+
+
+def complete(body: dict[str, Any], rows: int) -> bool:
+    """Say whether a job succeeded with every row, in order, exactly once."""
+    return body["status"] == "succeeded" and [r["row"] for r in body.get("results", [])] == list(range(rows))
 
 
 @dataclass
@@ -31,6 +46,25 @@ class FaultStack:
     url: str = ""
     api: Process | None = None
     workers: list[Process] = field(default_factory=list)
+
+    def use_production_timings(self) -> None:
+        """Run with the default time limits, stall timer and sweep interval (set before starting processes)."""
+        for name in PRODUCTION_TIMINGS:
+            self.env.pop(name)
+
+    def deliver_unacked_now(self) -> int:
+        """Put what workers hold unacknowledged back on the queue, as kombu does after the visibility timeout.
+
+        kombu does it later (the timeout, then a scan every 100 s at most); return how many were put back.
+        """
+        client = self.redis.client()
+        held = client.hgetall(keys.UNACKED)
+        for tag, record in held.items():
+            message, _, routing_key = json.loads(record)
+            client.lpush(routing_key, json.dumps(message))
+            client.hdel(keys.UNACKED, tag)
+            client.zrem("unacked_index", tag)
+        return len(held)
 
     def start_worker(
         self, name: str, concurrency: int = 2, app: str = "worker", env: dict[str, str] | None = None

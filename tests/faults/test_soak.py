@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.faults.test_recovery import production_timings
 from training.scoring import score_records
 from training.synth import synthesize
 
@@ -38,6 +37,14 @@ SAMPLE = 40
 @pytest.fixture
 def broker() -> str:
     return os.environ.get("GLMQ_SOAK_BROKER", "redis")
+
+
+def same_row(got: dict, expected: dict) -> bool:
+    """Compare a result row with in-process scoring; phat to 1e-12, as a micro-batch's matrix product may
+    round the last bit otherwise than one row's (tests/integration/test_batching.py)."""
+    if got.keys() != expected.keys() or "phat" in got and abs(got["phat"] - expected["phat"]) > 1e-12:
+        return False
+    return all(got[key] == expected[key] for key in got if key != "phat")
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -62,7 +69,7 @@ def memory(stack, worker) -> dict[str, float]:
 
 @pytest.mark.skipif(not SECONDS, reason="the soak runs only with GLMQ_SOAK_SECONDS set (600 for the reported run)")
 def test_soak(fault_stack, broker, approved, real_rows, report) -> None:
-    production_timings(fault_stack)
+    fault_stack.use_production_timings()
     fault_stack.env["VISIBILITY_TIMEOUT"] = "150"  # the default: the Redis broker's late redeliveries happen too
     steady = fault_stack.start_worker("steady")
     fault_stack.start_worker("victim")
@@ -121,11 +128,14 @@ def test_soak(fault_stack, broker, approved, real_rows, report) -> None:
     final = fault_stack.wait_all(task_ids, timeout=300)
     statuses = [final[t]["status"] for t in task_ids]
     sample = random.Random(0).sample(submitted, min(SAMPLE, len(submitted)))
-    mismatched = 0
+    mismatched = []
     for task_id, body in sample:
         records = body if isinstance(body, list) else [body]
         expected = json.loads(json.dumps(score_records(approved, records, 0.712)))
-        mismatched += final[task_id].get("results") != expected
+        got = final[task_id].get("results") or []
+        differing = [(a, b) for a, b in zip(got, expected, strict=False) if not same_row(a, b)]
+        if differing or len(got) != len(expected):
+            mismatched.append((task_id, len(records), len(got), len(differing), differing[:1]))
     time.sleep(5)
     after = memory(fault_stack, steady)
     large_jobs = sum(isinstance(body, list) for _, body in submitted)
@@ -152,4 +162,4 @@ def test_soak(fault_stack, broker, approved, real_rows, report) -> None:
     )
     assert statuses.count("lost") == statuses.count("stuck") == 0
     assert statuses.count("succeeded") == len(task_ids)
-    assert mismatched == 0
+    assert mismatched == []
