@@ -42,7 +42,7 @@ def broker() -> str:
 def same_row(got: dict, expected: dict) -> bool:
     """Compare a result row with in-process scoring; phat to 1e-12, as a micro-batch's matrix product may
     round the last bit otherwise than one row's (tests/integration/test_batching.py)."""
-    if got.keys() != expected.keys() or "phat" in got and abs(got["phat"] - expected["phat"]) > 1e-12:
+    if got.keys() != expected.keys() or ("phat" in got and abs(got["phat"] - expected["phat"]) > 1e-12):
         return False
     return all(got[key] == expected[key] for key in got if key != "phat")
 
