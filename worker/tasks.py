@@ -136,7 +136,13 @@ def _score_chunk(state: ProcessState, job_id: str, chunk: int) -> None:
         jobs.fail(job_id, f"the payload of chunk {chunk} expired before it ran")
         return
     with state.heartbeat.chunk(chunk_lease(job_id, chunk)):
-        _run_chunk(state, delivery, chunk)
+        try:
+            _run_chunk(state, delivery, chunk)
+        except redis.OutOfMemoryError:
+            # Redis is full, and refused the results whole. The lease ends here, as for work that ended:
+            # re-driving at once would only take more memory. The watchdog re-drives the chunk once the job
+            # has stalled, and fails the job at its deadline (which Redis allows however full it is).
+            log.warning("redis is full: chunk %d of job %s is left to the watchdog", chunk, job_id)
 
 
 def _run_chunk(state: ProcessState, delivery: Delivery, chunk: int) -> None:
