@@ -47,12 +47,16 @@ def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
     """Return a JSON-only Celery app that acknowledges late and survives lost workers.
 
     The API builds it only to send; the worker names its task modules in `include`. On RabbitMQ the
-    queues are quorum queues (replicated, durable; a dead consumer's messages are delivered again at once).
+    queues (scoring and webhooks) are quorum queues (replicated, durable; a dead consumer's messages are
+    delivered again at once).
     """
     app = Celery("glmq", broker=connection.broker_url(settings), include=list(include))
     if on_rabbitmq(settings):
         app.conf.update(
-            task_queues=[Queue(QUEUE, Exchange(QUEUE), routing_key=QUEUE, queue_arguments={"x-queue-type": "quorum"})],
+            task_queues=[
+                Queue(name, Exchange(name), routing_key=name, queue_arguments={"x-queue-type": "quorum"})
+                for name in (QUEUE, WEBHOOK_QUEUE)
+            ],
             # A quorum queue refuses a global prefetch limit: Celery then sets it per consumer.
             worker_detect_quorum_queues=True,
             # A publish returns once the broker has the message.

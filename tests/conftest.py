@@ -15,7 +15,7 @@ import redis
 from sklearn.pipeline import Pipeline
 
 from jobs import JobStore, NewJob
-from jobs.broker import QUEUE
+from jobs.broker import QUEUE, WEBHOOK_QUEUE
 from model_store import ModelStore, artifacts
 from stack.processes import Process, free_port, start_redis
 from stack.rabbitmq import RabbitNode, rabbitmq_available, start_rabbitmq
@@ -122,7 +122,8 @@ def broker_env(broker: str, request: pytest.FixtureRequest) -> dict[str, str]:
         return {}
     node: RabbitNode = request.getfixturevalue("rabbitmq_node")
     with kombu.Connection(node.url) as connection:
-        connection.default_channel.queue_delete(QUEUE)
+        for queue in (QUEUE, WEBHOOK_QUEUE):
+            connection.default_channel.queue_delete(queue)
     return {"BROKER_URL": node.url}
 
 

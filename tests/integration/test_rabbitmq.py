@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from jobs.broker import QUEUE
+from jobs.broker import QUEUE, WEBHOOK_QUEUE
 from stack.processes import free_port, start_api, start_worker
 from tests.integration.conftest import Stack
 from training.scoring import score_records
@@ -50,7 +50,8 @@ def test_the_queue_is_a_quorum_queue_and_the_workers_are_seen(rabbit_stack, rabb
         ["rabbitmqctl", "-n", rabbitmq_node.name, "-q", "list_queues", "name", "type"],
         env=rabbitmq_node.env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
-    assert [line.split() for line in listed.splitlines() if line.startswith(QUEUE)] == [[QUEUE, "quorum"]]
+    queues = sorted(line.split() for line in listed.splitlines() if line.startswith((QUEUE, WEBHOOK_QUEUE)))
+    assert queues == [[QUEUE, "quorum"], [WEBHOOK_QUEUE, "quorum"]]
     ready = requests.get(f"{rabbit_stack.url}/ready", timeout=10).json()
     assert (ready["status"], ready["workers"]) == ("ready", 2)
     metrics = requests.get(f"{rabbit_stack.url}/metrics", timeout=10).text

@@ -1,6 +1,6 @@
 import pytest
 
-from jobs.broker import QUEUE, chunk_args, make_celery
+from jobs.broker import QUEUE, WEBHOOK_QUEUE, chunk_args, make_celery
 from settings import Secret, Settings
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
@@ -24,8 +24,11 @@ def test_an_amqp_broker_url_makes_the_queue_a_quorum_queue_and_leaves_job_state_
     settings = Settings(redis_url=Secret("redis://db:6379/0"), celery_broker_url=Secret("amqp://u:p@mq:5672//"))
     conf = make_celery(settings).conf
     assert conf.broker_url == "amqp://u:p@mq:5672//"
-    [queue] = conf.task_queues
-    assert (queue.name, queue.queue_arguments, queue.durable) == (QUEUE, {"x-queue-type": "quorum"}, True)
+    quorum = {"x-queue-type": "quorum"}
+    assert [(q.name, q.queue_arguments, q.durable) for q in conf.task_queues] == [
+        (QUEUE, quorum, True),
+        (WEBHOOK_QUEUE, quorum, True),
+    ]
     assert conf.worker_detect_quorum_queues is True  # a quorum queue refuses a global prefetch limit
     assert conf.broker_transport is None  # kombu's AMQP transport, not the Redis one of jobs.transport
     assert settings.redis_url.reveal() == "redis://db:6379/0"
