@@ -112,6 +112,9 @@ class Settings:
     visibility_timeout: int = 150
     max_chunk_retries: int = 3
     watchdog_interval_seconds: int = 10
+    # A worker process renews the lease of the work it runs every lease_seconds / 5; work whose lease
+    # lapsed (its process died) is re-driven by the watchdog within a second (jobs.leases).
+    lease_seconds: int = 5
     stall_seconds: int = 30
     # Requests of one API process that may wait (?wait=) at once, each holding a Redis connection of
     # its own for up to 30 s (api/waiting.py); past it, a request answers at once.

@@ -24,6 +24,7 @@ from api.errors import ApiError
 from api.services import Services
 from jobs import keys
 from jobs.broker import queue_depth
+from jobs.leases import Leases
 
 bp = Blueprint("metrics", __name__)
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class ServiceCollector:
             pipe.llen(keys.READY)
             delivered, small_waiting = pipe.execute()
             waiting, unfinished, snapshot = queue_depth(svc.celery), svc.jobs.unfinished(), svc.jobs.stats.read()
+            workers = Leases(svc.redis, svc.settings.lease_seconds).workers_alive()
         except (redis.RedisError, OperationalError) as exc:
             # Say so in a gauge, and still serve what needs no Redis: an outage is when latency matters.
             log.warning("metrics cannot read redis: %s", type(exc).__name__)
@@ -65,6 +67,7 @@ class ServiceCollector:
             families["glmq_chunks_delivered"].add_metric([], delivered)
             families["glmq_small_jobs_waiting"].add_metric([], small_waiting)
             families["glmq_jobs_unfinished"].add_metric([], unfinished)
+            families["glmq_workers_alive"].add_metric([], workers)
             for model, count in sorted(snapshot.rows.items()):
                 families["glmq_rows_scored"].add_metric([model], count.scored)
                 families["glmq_rows_failed"].add_metric([model], count.failed)
@@ -90,6 +93,7 @@ def _families() -> dict[str, Metric]:
         GaugeMetricFamily("glmq_chunks_delivered", "Chunk messages a worker holds and has not acknowledged."),
         GaugeMetricFamily("glmq_small_jobs_waiting", "Small jobs in line for a micro-batch."),
         GaugeMetricFamily("glmq_jobs_unfinished", "Jobs accepted and neither succeeded nor failed."),
+        GaugeMetricFamily("glmq_workers_alive", "Worker processes whose heartbeat renewed within a lease."),
         GaugeMetricFamily("glmq_model_served", "1 when a model is served.", labels=["name", "version"]),
         CounterMetricFamily("glmq_rows_scored", "Rows scored, per model.", labels=["model"]),
         CounterMetricFamily("glmq_rows_failed", "Rows that got a per-row error instead of a score.", labels=["model"]),

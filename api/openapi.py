@@ -270,7 +270,11 @@ def build_spec(
                 "get": {
                     "operationId": "ready",
                     "responses": {
-                        "200": _answer(Ready, "Redis answers and a model is served: a job would be accepted."),
+                        "200": _answer(
+                            Ready,
+                            "Redis answers and a model is served: a job would be accepted. `no_workers`: no worker "
+                            "process is alive, so accepted jobs wait.",
+                        ),
                         "422": unknown,
                         "500": _answer(Error, "model_invalid"),
                         "503": _answer(Error, "redis_unavailable or model_unavailable"),

@@ -265,10 +265,15 @@ class Health(msgspec.Struct):
 
 
 class Ready(msgspec.Struct):
-    """A job would be accepted now: Redis answers and this model version serves."""
+    """A job would be accepted now: Redis answers and this model version serves.
 
-    status: Literal["ready"]
+    `workers` is how many worker processes renewed their heartbeat within a lease; with none, the
+    status is `no_workers`: jobs are still accepted and wait in the queue, but nothing scores them.
+    """
+
+    status: Literal["ready", "no_workers"]
     model: ModelRef
+    workers: int
 
 
 RESPONSES = (Accepted, Task, Progress, Models, Error, Health, Ready, ResultRow)

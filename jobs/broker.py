@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
+from kombu import Exchange, Queue
 
 from jobs import connection
 from jobs.record import NewJob
@@ -37,14 +38,39 @@ def chunk_args(args: Sequence[Any]) -> tuple[str, int] | None:
     return job_id, chunk
 
 
+def on_rabbitmq(settings: Settings) -> bool:
+    """Say whether the work queue is on RabbitMQ (an AMQP BROKER_URL) rather than on Redis."""
+    return settings.broker_url.reveal().startswith(("amqp://", "amqps://", "pyamqp://"))
+
+
 def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
     """Return a JSON-only Celery app that acknowledges late and survives lost workers.
 
-    The API builds it only to send; the worker names its task modules in `include`.
+    The API builds it only to send; the worker names its task modules in `include`. On RabbitMQ the
+    queues (scoring and webhooks) are quorum queues (replicated, durable; a dead consumer's messages are
+    delivered again at once).
     """
     app = Celery("glmq", broker=connection.broker_url(settings), include=list(include))
+    if on_rabbitmq(settings):
+        app.conf.update(
+            task_queues=[
+                Queue(name, Exchange(name), routing_key=name, queue_arguments={"x-queue-type": "quorum"})
+                for name in (QUEUE, WEBHOOK_QUEUE)
+            ],
+            # A quorum queue refuses a global prefetch limit: Celery then sets it per consumer.
+            worker_detect_quorum_queues=True,
+            # A publish returns once the broker has the message.
+            broker_transport_options={"confirm_publish": True},
+        )
+    else:
+        app.conf.update(
+            broker_transport=connection.broker_transport(settings),
+            # Unacknowledged messages return to the queue after this long; it must exceed the
+            # hard time limit, or a slow but healthy chunk would run twice.
+            broker_transport_options={"visibility_timeout": settings.visibility_timeout}
+            | connection.broker_options(settings),
+        )
     app.conf.update(
-        broker_transport=connection.broker_transport(settings),
         task_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],
@@ -58,10 +84,6 @@ def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_time_limit,
-        # Unacknowledged messages return to the queue after this long; it must exceed the
-        # hard time limit, or a slow but healthy chunk would run twice.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout}
-        | connection.broker_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_cancel_long_running_tasks_on_connection_loss=True,

@@ -18,6 +18,9 @@ windows) are written in calls of their own, never inside a job's script.
     glmq:{batch}:held:<task>  list: the entries of the micro-batch a drain task holds
     glmq:deadlines            sorted set: live job ids by deadline, for the watchdog
     glmq:webhooks             sorted set: job ids whose webhook is not yet delivered, by when to look again
+    glmq:leases               sorted set: chunks ("<id>:<k>") a worker process runs, by lease expiry (jobs.leases)
+    glmq:workers              sorted set: live worker processes ("<node>:<pid>"), by heartbeat expiry
+    glmq:recovered:<run id>   set once one watchdog has re-driven the work a Redis restart (that run id) cut off
     glmq:watchdog             the lock that lets one watchdog sweep at a time
     glmq:rate:<caller>:<min>  a caller's submissions in one minute
     glmq:idem:<caller>:<h>    an Idempotency-Key's claim: "<fingerprint>", then "<fingerprint>:<job id>"
@@ -36,6 +39,8 @@ PREFIX = "glmq"
 DEADLINES = f"{PREFIX}:deadlines"
 WATCHDOG_LOCK = f"{PREFIX}:watchdog"
 WEBHOOKS = f"{PREFIX}:webhooks"
+LEASES = f"{PREFIX}:leases"
+WORKERS = f"{PREFIX}:workers"
 # The micro-batch structures share one hash tag, so their scripts stay in one cluster slot.
 READY = f"{PREFIX}:{{batch}}:ready"
 LEASED = f"{PREFIX}:{{batch}}:leased"
@@ -94,3 +99,7 @@ def rate(caller: str, window: int) -> str:
 
 def idempotency(caller: str, key_hash: str) -> str:
     return f"{PREFIX}:idem:{caller}:{key_hash}"
+
+
+def recovered(run_id: str) -> str:
+    return f"{PREFIX}:recovered:{run_id}"

@@ -9,18 +9,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kombu
 import pytest
 import redis
 from sklearn.pipeline import Pipeline
 
 from jobs import JobStore, NewJob
+from jobs.broker import QUEUE, WEBHOOK_QUEUE
 from model_store import ModelStore, artifacts
 from stack.processes import Process, free_port, start_redis
+from stack.rabbitmq import RabbitNode, rabbitmq_available, start_rabbitmq
 from tests.redis_topology import Cluster
 from training.approved import build_approved, load_reference
 from training.pipeline import schema
 
 DATA = Path(__file__).parent / "data"
+# For `@pytest.mark.parametrize("broker", BROKERS, indirect=True)`: a test run on each Celery broker.
+BROKERS = ["redis", "rabbitmq"]
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +96,35 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     cluster = Cluster.start(tmp_path_factory.mktemp("cluster"))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A private rabbitmq-server node on free ports, stopped at the end of the session."""
+    missing = rabbitmq_available()
+    if missing:
+        pytest.skip(f"the RabbitMQ variant needs a private rabbitmq-server node: {missing}")
+    node = start_rabbitmq(tmp_path_factory.mktemp("rabbitmq-logs"))
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> str:
+    """The Celery broker a test runs on: "redis" unless parametrized (BROKERS, indirect)."""
+    return getattr(request, "param", "redis")
+
+
+@pytest.fixture
+def broker_env(broker: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that puts the work queue on the test's broker, emptied first; on Redis, none."""
+    if broker == "redis":
+        return {}
+    node: RabbitNode = request.getfixturevalue("rabbitmq_node")
+    with kombu.Connection(node.url) as connection:
+        for queue in (QUEUE, WEBHOOK_QUEUE):
+            connection.default_channel.queue_delete(queue)
+    return {"BROKER_URL": node.url}
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ Small jobs do not get a Celery message each. The API puts them in line in Redis 
 drain message when none is on its way (jobs.broker.submit). A drain takes whatever is in line,
 up to a row cap, scores it and takes again, until the line is empty: with nothing else waiting a
 job is scored at once, and while the worker is busy the next batch gathers by itself (Triton's
-dynamic batching with a queue delay of zero). Taken jobs are leased; the watchdog puts those of a
-dead worker back in line, and completion is idempotent, so a job is never lost nor doubled.
+dynamic batching with a queue delay of zero). Taken jobs are leased, and the process's heartbeat
+renews the leases while the batch runs (jobs.leases); the watchdog puts those of a dead worker
+back in line, and completion is idempotent, so a job is never lost nor doubled.
 
 A batch that kills its process or overruns a time limit is put back one job per batch, so only
 the job at fault fails, with the reason a chunk of a big job would give.
@@ -27,6 +28,7 @@ from jobs import JobStore
 from jobs.store import Delivery, Finished, Ready, StartOutcome
 from model_store import ModelStoreError
 from training import scoring
+from worker.heartbeat import Heartbeat
 from worker.models import ModelCache
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class Batcher:
     lease_seconds: float
     max_deliveries: int
     soft_limit: int
+    heartbeat: Heartbeat
 
     def drain(self, holder: str, budget_seconds: float, more: Callable[[], None]) -> int:
         """Score batches until the line is empty or the budget is spent (then call `more`); return jobs run."""
@@ -50,7 +53,8 @@ class Batcher:
         done = 0
         while taken := self.jobs.take_ready(self.max_rows, self.lease_seconds, holder):
             try:
-                done += self.run(taken, holder)
+                with self.heartbeat.batch([ready.entry for ready in taken]):
+                    done += self.run(taken, holder)
             except SoftTimeLimitExceeded:
                 self.overran(taken, holder, f"chunk 0 exceeded the time limit of {self.soft_limit} s")
                 more()  # the hard limit is near: a fresh message goes on with the rest

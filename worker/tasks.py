@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
 from dataclasses import dataclass
 
 import msgspec
@@ -17,12 +19,14 @@ from jobs import JobStore, webhooks
 from jobs.broker import DRAIN, SCORE_CHUNK, chunk_args
 from jobs.connection import connect
 from jobs.deadletter import dead_letter
-from jobs.store import StartOutcome
+from jobs.leases import Leases, chunk_lease
+from jobs.store import Delivery, StartOutcome
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
 from tracing import flush_tracing, init_tracing
 from training import scoring
 from worker.batching import Batcher
+from worker.heartbeat import Heartbeat
 from worker.models import ModelCache
 from worker.watchdog import Watchdog
 
@@ -32,12 +36,13 @@ tracer = trace.get_tracer(__name__)
 
 @dataclass(frozen=True)
 class ProcessState:
-    """What one worker process holds: its settings, Redis connection, jobs and models."""
+    """What one worker process holds: its settings, Redis connection, jobs, models and heartbeat."""
 
     settings: Settings
     jobs: JobStore
     models: ModelCache
     batcher: Batcher
+    heartbeat: Heartbeat
 
 
 @functools.cache
@@ -46,11 +51,12 @@ def process_state() -> ProcessState:
     settings: Settings = current_app.conf.glmq_settings
     jobs = job_store(settings)
     models = ModelCache(ModelStore(settings.model_store_dir))
+    heartbeat = Heartbeat(Leases(jobs.client, settings.lease_seconds), f"{socket.gethostname()}:{os.getpid()}")
     batcher = Batcher(
-        jobs, models, settings.batch_max_rows, lease_seconds=settings.task_time_limit + 5,
-        max_deliveries=settings.max_chunk_retries + 1, soft_limit=settings.task_soft_time_limit,
+        jobs, models, settings.batch_max_rows, lease_seconds=settings.lease_seconds,
+        max_deliveries=settings.max_chunk_retries + 1, soft_limit=settings.task_soft_time_limit, heartbeat=heartbeat,
     )  # fmt: skip
-    return ProcessState(settings, jobs, models, batcher)
+    return ProcessState(settings, jobs, models, batcher, heartbeat)
 
 
 def job_store(settings: Settings) -> JobStore:
@@ -68,6 +74,18 @@ def load_model_once(**_: object) -> None:
         state.models.preload_current(state.settings.model_name)
     except ModelStoreError:
         log.exception("could not preload model %s", state.settings.model_name)
+
+
+@worker_process_init.connect
+def start_heartbeat(**_: object) -> None:
+    """Renew this process's heartbeat and leases from now on, so that its death is seen in seconds."""
+    process_state().heartbeat.start()
+
+
+@worker_process_shutdown.connect
+def stop_heartbeat(**_: object) -> None:
+    """Leave the set of live workers when this process stops cleanly."""
+    process_state().heartbeat.stop()
 
 
 @worker_process_init.connect
@@ -110,12 +128,26 @@ def _score_chunk(state: ProcessState, job_id: str, chunk: int) -> None:
     if outcome == StartOutcome.NO_SUCH_CHUNK:
         dead_letter(jobs.client, f"[{job_id!r}, {chunk}]", "bad_arguments", f"job {job_id} has no chunk {chunk}")
         return
+    if outcome == StartOutcome.SKIP:
+        log.info("skipped chunk %d (job %s): it is done, or its job ended", chunk, job_id)
     if outcome != StartOutcome.RUN or delivery is None:
         return
-    job, records = delivery.job, delivery.records
-    if records is None:
+    if delivery.records is None:
         jobs.fail(job_id, f"the payload of chunk {chunk} expired before it ran")
         return
+    with state.heartbeat.chunk(chunk_lease(job_id, chunk)):
+        try:
+            _run_chunk(state, delivery, chunk)
+        except redis.OutOfMemoryError:
+            # Redis is full, and refused the results whole. The lease ends here, as for work that ended:
+            # re-driving at once would only take more memory. The watchdog re-drives the chunk once the job
+            # has stalled, and fails the job at its deadline (which Redis allows however full it is).
+            log.warning("redis is full: chunk %d of job %s is left to the watchdog", chunk, job_id)
+
+
+def _run_chunk(state: ProcessState, delivery: Delivery, chunk: int) -> None:
+    jobs, job, records = state.jobs, delivery.job, delivery.records or []
+    job_id = job.id
     try:
         attributes = {"glmq.job_id": job_id, "glmq.chunk": chunk, "glmq.rows": len(records)}
         attributes |= {"glmq.model": job.model_name, "glmq.model_version": job.model_version}

@@ -7,6 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api import create_app
 from jobs import JobStore
 from jobs.broker import QUEUE
+from jobs.leases import Leases
 from settings import Secret
 from stack.processes import free_port
 
@@ -36,16 +37,17 @@ def post(client: FlaskClient, records: object) -> str:
 def test_the_gauges_follow_the_queue_and_the_jobs_in_redis(client, redis_db) -> None:
     before = scrape(client)
     gauges = ("glmq_redis_up", "glmq_chunks_waiting", "glmq_chunks_delivered", "glmq_small_jobs_waiting",
-              "glmq_jobs_unfinished")  # fmt: skip
-    assert [value(before, name) for name in gauges] == [1, 0, 0, 0, 0]
+              "glmq_jobs_unfinished", "glmq_workers_alive")  # fmt: skip
+    assert [value(before, name) for name in gauges] == [1, 0, 0, 0, 0, 0]
     assert before["glmq_model_served"] == {(("name", "glm26"), ("version", "1")): 1}
 
     records = [{"x12": "$1.00"}] * 250  # three chunks of 100
     post(client, records)
     post(client, records[:1])  # a small job: in line for a micro-batch, with one drain message
     redis_db.hset("unacked", "tag-1", "{}")  # as kombu records a message a worker holds
+    Leases(redis_db, lease_seconds=5).renew("host:1", (), ())  # a worker process's heartbeat
     after = scrape(client)
-    assert [value(after, name) for name in gauges] == [1, 4, 1, 1, 2]
+    assert [value(after, name) for name in gauges] == [1, 4, 1, 1, 2, 1]
     assert redis_db.llen(QUEUE) == 4
 
 

@@ -1,10 +1,12 @@
 import json
+import time
 
 import pytest
 
 from api import create_app
 from jobs import keys
 from jobs.broker import QUEUE
+from jobs.leases import Leases
 from jobs.store import StartOutcome
 from settings import Secret
 from stack.processes import free_port
@@ -223,12 +225,18 @@ def test_health(client) -> None:
     assert client.get("/health").get_json() == {"status": "ok"}
 
 
-def test_ready_names_the_served_model(client) -> None:
+def test_ready_names_the_served_model_and_counts_live_workers(client, redis_db) -> None:
+    model = {"name": "glm26", "version": 1}
     response = client.get("/ready")
-    assert (response.status_code, response.get_json()) == (
-        200,
-        {"status": "ready", "model": {"name": "glm26", "version": 1}},
-    )
+    # No worker: jobs are still accepted (they wait in the queue), and the answer says so.
+    assert (response.status_code, response.get_json()) == (200, {"status": "no_workers", "model": model, "workers": 0})
+    leases = Leases(redis_db, lease_seconds=5)
+    leases.renew("host:1", (), ())  # two worker processes' heartbeats, as worker/heartbeat.py sends them
+    leases.renew("host:2", (), ())
+    assert client.get("/ready").get_json() == {"status": "ready", "model": model, "workers": 2}
+    leases.leave("host:1")
+    redis_db.zadd(keys.WORKERS, {"host:2": time.time() - 1})  # its heartbeat lapsed: the process died
+    assert client.get("/ready").get_json()["status"] == "no_workers"
 
 
 def test_redis_down_is_503_not_500(settings) -> None:

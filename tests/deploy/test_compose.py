@@ -16,7 +16,7 @@ from tests.deploy.parsing import MissingVariableError, gunicorn_settings, interp
 
 APP_SERVICES = ("model-init", "api", "worker")
 # Variables compose interpolates that are not settings: they build values, never reach the app as such.
-COMPOSE_ONLY = {"REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "API_HOST"}
+COMPOSE_ONLY = {"REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "RABBITMQ_PASSWORD", "API_HOST"}
 REQUIRED_PASSWORD = re.compile(r"\$\{REDIS_PASSWORD:\?[^}]*\}")
 
 
@@ -63,9 +63,21 @@ def test_every_service_is_defined(services):
     assert {"redis", "model-init", "api", "worker", "flower"} <= set(services)
 
 
-def test_only_flower_sits_behind_the_monitoring_profile(services):
+def test_only_flower_and_rabbitmq_sit_behind_profiles_of_their_own(services):
     assert services["flower"]["profiles"] == ["monitoring"]
-    assert [name for name, service in services.items() if "profiles" in service] == ["flower"]
+    assert services["rabbitmq"]["profiles"] == ["rabbitmq"]
+    assert [name for name, service in services.items() if "profiles" in service] == ["flower", "rabbitmq"]
+
+
+def test_rabbitmq_publishes_no_port_and_refuses_to_start_without_a_password(services):
+    rabbitmq = services["rabbitmq"]
+    assert "ports" not in rabbitmq
+    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"] == "${RABBITMQ_PASSWORD:-}"
+    shell, flag, script = (word.replace("$$", "$") for word in argv(rabbitmq["command"]))
+    guard = script.removesuffix("; exec docker-entrypoint.sh rabbitmq-server")
+    refused = subprocess.run([shell, flag, guard], env={"RABBITMQ_DEFAULT_PASS": ""}, capture_output=True, text=True)
+    assert (refused.returncode, refused.stderr) == (1, "rabbitmq: set RABBITMQ_PASSWORD in .env\n")
+    assert subprocess.run([shell, flag, guard], env={"RABBITMQ_DEFAULT_PASS": "pw"}).returncode == 0
 
 
 def test_redis_is_the_official_image_7(services):

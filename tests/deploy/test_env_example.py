@@ -8,7 +8,7 @@ from settings import Settings
 from tests.deploy.parsing import ROOT, read_env_file, referenced_variables, strings
 
 ENV_EXAMPLE = ROOT / ".env.example"
-SECRETS = {"REDIS_PASSWORD", "FLOWER_BASIC_AUTH"}
+SECRETS = {"REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "RABBITMQ_PASSWORD"}
 COMMENTED_OUT = re.compile(r"# ?([A-Z][A-Z0-9_]*)=(.*)")
 
 

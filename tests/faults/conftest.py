@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import collections
+import json
 import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,19 @@ from stack.processes import Process, free_port, start_api, start_redis, start_wo
 from tests.conftest import RedisServer
 
 TERMINAL = ("succeeded", "failed")
+# Fault tests shorten these; recovery is measured with their defaults (60 s, 90 s, 30 s, 10 s), so that
+# anything that waited on them would show as minutes.
+PRODUCTION_TIMINGS = ("TASK_SOFT_TIME_LIMIT", "TASK_TIME_LIMIT", "STALL_SECONDS", "WATCHDOG_INTERVAL_SECONDS")
+
+
+def ended_at(body: dict[str, Any]) -> float:
+    """Return when a finished job ended, as epoch seconds."""
+    return datetime.fromisoformat(body["finished_at"]).timestamp()
+
+
+def complete(body: dict[str, Any], rows: int) -> bool:
+    """Say whether a job succeeded with every row, in order, exactly once."""
+    return body["status"] == "succeeded" and [r["row"] for r in body.get("results", [])] == list(range(rows))
 
 
 @dataclass
@@ -32,8 +47,30 @@ class FaultStack:
     api: Process | None = None
     workers: list[Process] = field(default_factory=list)
 
-    def start_worker(self, name: str, concurrency: int = 2, app: str = "worker") -> Process:
-        process = start_worker(self.env, self.root / "logs", name=name, concurrency=concurrency, app=app)
+    def use_production_timings(self) -> None:
+        """Run with the default time limits, stall timer and sweep interval (set before starting processes)."""
+        for name in PRODUCTION_TIMINGS:
+            self.env.pop(name)
+
+    def deliver_unacked_now(self) -> int:
+        """Put what workers hold unacknowledged back on the queue, as kombu does after the visibility timeout.
+
+        kombu does it later (the timeout, then a scan every 100 s at most); return how many were put back.
+        """
+        client = self.redis.client()
+        held = client.hgetall(keys.UNACKED)
+        for tag, record in held.items():
+            message, _, routing_key = json.loads(record)
+            client.lpush(routing_key, json.dumps(message))
+            client.hdel(keys.UNACKED, tag)
+            client.zrem("unacked_index", tag)
+        return len(held)
+
+    def start_worker(
+        self, name: str, concurrency: int = 2, app: str = "worker", env: dict[str, str] | None = None
+    ) -> Process:
+        env = {**self.env, **(env or {})}
+        process = start_worker(env, self.root / "logs", name=name, concurrency=concurrency, app=app)
         self.workers.append(process)
         return process
 
@@ -86,6 +123,14 @@ class FaultStack:
                 runs.update((job, 0) for job in ids.split())
         return runs
 
+    def all_logs(self) -> str:
+        """Return every process's log, one after another."""
+        return "\n".join(log.read_text(errors="replace") for log in sorted((self.root / "logs").glob("*.log")))
+
+    def logged(self, text: str) -> int:
+        """Count the occurrences of `text` in every log."""
+        return self.all_logs().count(text)
+
     def redelivered_chunks(self, task_ids: list[str]) -> int:
         """Count chunks that were started more than once (Redis keeps a delivery count per chunk)."""
         client = self.redis.client()
@@ -103,7 +148,7 @@ class FaultStack:
 
 
 @pytest.fixture
-def fault_stack(tmp_path: Path, model_store_dir: Path) -> Iterator[FaultStack]:
+def fault_stack(tmp_path: Path, model_store_dir: Path, broker_env: dict[str, str]) -> Iterator[FaultStack]:
     port = free_port()
     redis = RedisServer(
         port, tmp_path / "redis", tmp_path / "logs", start_redis(port, tmp_path / "redis", tmp_path / "logs")
@@ -119,6 +164,7 @@ def fault_stack(tmp_path: Path, model_store_dir: Path) -> Iterator[FaultStack]:
         "TASK_TIME_LIMIT": "5",
         "MAX_CHUNK_RETRIES": "2",
         "JOB_DEADLINE_SECONDS": "240",
+        **broker_env,
     }
     stack = FaultStack(tmp_path, env, redis)
     try:

@@ -4,6 +4,7 @@ A chunk holding a record whose x12 is one of these markers:
 - "__crash__": the worker process dies (os._exit), as on a segfault or an OOM kill;
 - "__sleep__": scoring takes 30 s, so the soft time limit interrupts it;
 - "__hang__": scoring ignores the soft limit too, so the hard limit kills the process.
+With FAULT_SCORE_SECONDS set, every call to score takes at least that long (a slow worker).
 
 Start it with `celery --app tests.faults.faulty_worker worker`.
 """
@@ -20,6 +21,7 @@ from worker.celery import app
 __all__ = ["app"]
 
 _real_score_batches = training.scoring.score_batches
+_SLOW = float(os.environ.get("FAULT_SCORE_SECONDS") or 0)
 
 
 def _misbehaving_score_batches(pipeline, batches, thresholds, *args, **kwargs):
@@ -33,6 +35,7 @@ def _misbehaving_score_batches(pipeline, batches, thresholds, *args, **kwargs):
         while time.monotonic() < deadline:
             with contextlib.suppress(SoftTimeLimitExceeded):
                 time.sleep(0.1)
+    time.sleep(_SLOW)
     return _real_score_batches(pipeline, batches, thresholds, *args, **kwargs)
 
 

@@ -91,7 +91,9 @@ def test_a_full_redis_refuses_new_jobs_and_ends_every_accepted_one(full_stack, r
         "worker writes refused": worker.log_path.read_text().count("redis is full"),
     })  # fmt: skip
     assert len(accepted) >= 4
-    assert all(r.status_code == 503 and r.json()["error"]["code"] == "redis_full" for r in refusals)
+    assert all(r.status_code == 503 and r.json()["error"]["code"] == "redis_full" for r in refusals), [
+        (r.status_code, r.text[:300]) for r in refusals
+    ]
     assert all(r.headers["Retry-After"] for r in refusals)
     assert len(refusals) >= 3
     assert worker.alive()

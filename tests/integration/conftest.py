@@ -72,10 +72,13 @@ def stack(stack_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
 
 
 @pytest.fixture
-def idle_api(redis_server, stack_env, tmp_path, idle_db: int) -> Iterator[tuple[str, dict[str, str]]]:
-    """An API on its own database (the module's `idle_db`) and no worker, so jobs wait until a test starts one."""
+def idle_api(redis_server, stack_env, tmp_path, idle_db: int, broker_env) -> Iterator[tuple[str, dict[str, str]]]:
+    """An API on its own database (the module's `idle_db`) and no worker, so jobs wait until a test starts one.
+
+    The work queue is on the test's broker (`broker`, Redis unless parametrized).
+    """
     redis_server.client(idle_db).flushdb()
-    env = {**stack_env, "REDIS_URL": redis_server.url_of(idle_db)}
+    env = {**stack_env, "REDIS_URL": redis_server.url_of(idle_db), **broker_env}
     bind = f"127.0.0.1:{free_port()}"
     api = start_api(env, tmp_path, bind)
     yield f"http://{bind}", env

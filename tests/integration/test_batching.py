@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from stack.processes import start_worker
+from tests.conftest import BROKERS
 from training.scoring import score_records
 
 pytestmark = pytest.mark.integration
@@ -20,6 +21,7 @@ def idle_db() -> int:
     return BATCH_DB
 
 
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
 def test_small_jobs_in_line_are_scored_together_each_with_its_own_threshold_and_errors(
     idle_api, approved, real_rows, tmp_path
 ) -> None:

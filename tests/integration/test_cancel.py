@@ -13,8 +13,10 @@ import pytest
 import requests
 
 from jobs import keys
-from jobs.broker import QUEUE
+from jobs.broker import make_celery, queue_depth
+from settings import Settings
 from stack.processes import ROOT, Process, start_worker, wait_until
+from tests.conftest import BROKERS
 
 pytestmark = pytest.mark.integration
 CANCEL_DB = 4
@@ -26,6 +28,7 @@ def idle_db() -> int:
     return CANCEL_DB
 
 
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
 def test_a_cancelled_job_is_never_scored(idle_api, redis_server, tmp_path) -> None:
     url, env = idle_api
     cancelled = requests.post(f"{url}/predict", json=[RECORD] * 5_000, timeout=30).json()["task_id"]
@@ -41,7 +44,8 @@ def test_a_cancelled_job_is_never_scored(idle_api, redis_server, tmp_path) -> No
     worker: Process = start_worker(env, tmp_path, name="canceller", concurrency=1)
     try:
         queue = redis_server.client(CANCEL_DB)
-        wait_until(lambda: queue.llen(QUEUE) == 0, 60, "the queue to drain")
+        celery = make_celery(Settings.from_env(env))
+        wait_until(lambda: queue_depth(celery) == 0, 60, "the queue to drain")
         deadline = time.monotonic() + 60
         for task_id in (kept, small_kept):
             while (body := requests.get(f"{url}/tasks/{task_id}", timeout=30).json())["status"] != "succeeded":

@@ -5,9 +5,10 @@ from dataclasses import replace
 
 from jobs import JobStore, NewJob, keys
 from jobs.broker import DRAIN, QUEUE, make_celery
+from jobs.leases import Leases, chunk_lease
 from settings import Secret, Settings
 from stack.processes import free_port
-from worker.watchdog import Watchdog, sweep
+from worker.watchdog import Watchdog, redrive_lapsed, redrive_unleased, sweep
 
 RECORDS = [{"x12": str(i)} for i in range(5)]
 
@@ -88,3 +89,44 @@ def test_the_watchdog_outlives_a_broker_it_cannot_reach(jobs: JobStore, caplog) 
     finally:
         watchdog.stop()
         watchdog.join(30)
+
+
+def test_a_lapsed_chunk_lease_is_re_driven_once_and_a_renewed_one_never(jobs: JobStore, new_job: NewJob, celery_app,
+                                                                        redis_db) -> None:  # fmt: skip
+    job_id, _ = jobs.create(new_job, RECORDS)
+    leases = Leases(redis_db, lease_seconds=5)
+    leases.hold(chunk_lease(job_id, 0))
+    leases.hold(chunk_lease(job_id, 1))
+    later = time.time() + 6
+    leases.renew("host:1", [chunk_lease(job_id, 1)], ())  # chunk 1's process is alive and renews
+    redis_db.zadd(keys.LEASES, {chunk_lease(job_id, 1): later + 5})
+    assert redrive_lapsed(jobs, leases, celery_app, now=later) == {"requeued": 0, "redriven": 1}
+    assert queued_chunks(redis_db) == [f"['{job_id}', 0]"]
+    # Taken back, so no other watchdog sends it again.
+    assert redrive_lapsed(jobs, leases, celery_app, now=later) == {"requeued": 0, "redriven": 0}
+    # A lease taken back is not revived by its old holder's renewal.
+    leases.renew("host:1", [chunk_lease(job_id, 0)], ())
+    assert redis_db.zscore(keys.LEASES, chunk_lease(job_id, 0)) is None
+
+
+def test_after_a_redis_restart_unfinished_chunks_without_a_lease_are_re_driven(
+    jobs: JobStore, new_job: NewJob, celery_app, redis_db
+) -> None:
+    job_id, _ = jobs.create(new_job, RECORDS)
+    jobs.create(replace(new_job, rows=1), RECORDS[:1], small=True)
+    jobs.finish_chunk(job_id, 0, 2, b"[]")
+    leases = Leases(redis_db, lease_seconds=5)
+    leases.hold(chunk_lease(job_id, 1))  # running, its process alive
+    redis_db.delete(QUEUE)
+    assert redrive_unleased(jobs, leases, celery_app, small_job_rows=64) == 1
+    assert queued_chunks(redis_db) == [f"['{job_id}', 2]"]  # the small job is left to its own lease
+
+
+def test_a_worker_process_counts_as_alive_while_its_heartbeat_is_renewed(redis_db) -> None:
+    leases = Leases(redis_db, lease_seconds=5)
+    leases.renew("host:1", (), ())
+    leases.renew("host:2", (), ())
+    assert leases.workers_alive() == 2
+    assert leases.workers_alive(now=time.time() + 6) == 0
+    leases.leave("host:1")
+    assert leases.workers_alive() == 1
