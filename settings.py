@@ -82,7 +82,7 @@ class Settings:
     redis_url: Secret = field(default_factory=lambda: Secret("redis://127.0.0.1:6379/0"))
     # The broker, when it is not the job store's Redis: a redis:// URL. Required with REDIS_CLUSTER,
     # since kombu cannot use a cluster; empty means REDIS_URL (or the Sentinel primary below).
-    broker_url: Secret = field(default_factory=lambda: Secret(""))
+    celery_broker_url: Secret = field(default_factory=lambda: Secret(""))
     # 1: REDIS_URL names one node of a Redis Cluster, which holds the job store (jobs.connection).
     redis_cluster: int = 0
     # host:port,... of Redis Sentinels: the job store and the broker then use the primary they name
@@ -142,7 +142,7 @@ class Settings:
         env = os.environ if environ is None else environ
         casts: dict[str, Callable[[str], object]] = {
             "redis_url": Secret,
-            "broker_url": Secret,
+            "celery_broker_url": Secret,
             "redis_sentinel_password": Secret,
             "model_store_dir": Path,
             "api_keys": _split_keys,
@@ -168,7 +168,7 @@ class Settings:
         shown: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("redis_url", "broker_url"):
+            if f.name in ("redis_url", "celery_broker_url"):
                 value = mask_url(value.reveal())
             elif f.name == "api_keys":
                 value = f"{len(value)} key(s)"

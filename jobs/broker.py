@@ -39,8 +39,8 @@ def chunk_args(args: Sequence[Any]) -> tuple[str, int] | None:
 
 
 def on_rabbitmq(settings: Settings) -> bool:
-    """Say whether the work queue is on RabbitMQ (an AMQP BROKER_URL) rather than on Redis."""
-    return settings.broker_url.reveal().startswith(("amqp://", "amqps://", "pyamqp://"))
+    """Say whether the work queue is on RabbitMQ (an AMQP CELERY_BROKER_URL) rather than on Redis."""
+    return settings.celery_broker_url.reveal().startswith(("amqp://", "amqps://", "pyamqp://"))
 
 
 def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:

@@ -1,7 +1,7 @@
 """How the service reaches Redis: one server, the primary that Redis Sentinel names, or a Redis Cluster.
 
 The job store may live on any of the three. The broker (kombu) may live on one server or behind
-Sentinel, never on a cluster: with REDIS_CLUSTER, BROKER_URL names a separate Redis.
+Sentinel, never on a cluster: with REDIS_CLUSTER, CELERY_BROKER_URL names a separate Redis.
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ def connect(settings: Settings, **options: Any) -> redis.Redis | RedisCluster:
 
 
 def broker_url(settings: Settings) -> str:
-    """Return the broker's URL: BROKER_URL, else the Sentinel group, else REDIS_URL."""
-    if settings.broker_url:
-        return settings.broker_url.reveal()
+    """Return the broker's URL: CELERY_BROKER_URL, else the Sentinel group, else REDIS_URL."""
+    if settings.celery_broker_url:
+        return settings.celery_broker_url.reveal()
     if settings.redis_cluster:
-        raise ValueError("REDIS_CLUSTER needs BROKER_URL: kombu cannot use a Redis Cluster as its broker")
+        raise ValueError("REDIS_CLUSTER needs CELERY_BROKER_URL: kombu cannot use a Redis Cluster as its broker")
     if settings.redis_sentinels:
         password, db = _password_and_db(settings.redis_url.reveal())
         auth = f":{quote(password, safe='')}@" if password else ""
@@ -61,14 +61,14 @@ def broker_url(settings: Settings) -> str:
 
 def broker_options(settings: Settings) -> dict[str, Any]:
     """Return the transport options the broker needs beyond its URL: the Sentinel group's name and auth."""
-    if not settings.redis_sentinels or settings.broker_url:
+    if not settings.redis_sentinels or settings.celery_broker_url:
         return {}
     return {"master_name": settings.redis_sentinel_master, "sentinel_kwargs": _sentinel_auth(settings)}
 
 
 def broker_transport(settings: Settings) -> str:
     """Return kombu's transport class for the broker (jobs.transport)."""
-    sentinel = settings.redis_sentinels and not settings.broker_url
+    sentinel = settings.redis_sentinels and not settings.celery_broker_url
     return "jobs.transport:SentinelTransport" if sentinel else "jobs.transport:Transport"
 
 

@@ -124,7 +124,7 @@ def broker_env(broker: str, request: pytest.FixtureRequest) -> dict[str, str]:
     with kombu.Connection(node.url) as connection:
         for queue in (QUEUE, WEBHOOK_QUEUE):
             connection.default_channel.queue_delete(queue)
-    return {"BROKER_URL": node.url}
+    return {"CELERY_BROKER_URL": node.url}
 
 
 @pytest.fixture

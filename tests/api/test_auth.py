@@ -64,11 +64,11 @@ def test_rate_limit_answers_429_with_retry_after_per_key(settings, redis_db) -> 
 
 def test_keys_never_appear_in_settings_output(settings) -> None:
     shown = replace(settings, api_keys=KEYS, redis_url=Secret("redis://:hunter2@db:6379/0"),
-                    broker_url=Secret("amqp://glmq:s3cret@mq:5672//"))  # fmt: skip
+                    celery_broker_url=Secret("amqp://glmq:s3cret@mq:5672//"))  # fmt: skip
     text = repr(shown) + str(shown.describe())
     assert "alpha-key" not in text and "hunter2" not in text and "s3cret" not in text
     assert shown.describe()["redis_url"] == "redis://:*****@db:6379/0"
-    assert shown.describe()["broker_url"] == "amqp://glmq:*****@mq:5672//"
+    assert shown.describe()["celery_broker_url"] == "amqp://glmq:*****@mq:5672//"
     assert shown.describe()["api_keys"] == "2 key(s)"
 
 

@@ -27,7 +27,7 @@ def cluster_stack(redis_cluster, model_store_dir: Path, tmp_path: Path) -> Itera
     env = {
         "REDIS_URL": f"redis://127.0.0.1:{redis_cluster.ports[0]}/0",
         "REDIS_CLUSTER": "1",
-        "BROKER_URL": f"redis://127.0.0.1:{broker_port}/0",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{broker_port}/0",
         "MODEL_STORE_DIR": str(model_store_dir),
         "CHUNK_ROWS": "20",
         "WATCHDOG_INTERVAL_SECONDS": "1",

@@ -21,7 +21,7 @@ RABBIT_DB = 14
 @pytest.fixture(scope="module")
 def rabbit_stack(redis_server, stack_env, rabbitmq_node, tmp_path_factory) -> Iterator[Stack]:
     redis_server.client(RABBIT_DB).flushdb()
-    env = {**stack_env, "REDIS_URL": redis_server.url_of(RABBIT_DB), "BROKER_URL": rabbitmq_node.url}
+    env = {**stack_env, "REDIS_URL": redis_server.url_of(RABBIT_DB), "CELERY_BROKER_URL": rabbitmq_node.url}
     log_dir = tmp_path_factory.mktemp("rabbit-logs")
     worker = start_worker(env, log_dir, name="rabbit", concurrency=2)
     bind = f"127.0.0.1:{free_port()}"

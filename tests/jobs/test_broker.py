@@ -21,7 +21,7 @@ def test_anything_else_is_refused(args) -> None:
 
 
 def test_an_amqp_broker_url_makes_the_queue_a_quorum_queue_and_leaves_job_state_on_redis() -> None:
-    settings = Settings(redis_url=Secret("redis://db:6379/0"), broker_url=Secret("amqp://u:p@mq:5672//"))
+    settings = Settings(redis_url=Secret("redis://db:6379/0"), celery_broker_url=Secret("amqp://u:p@mq:5672//"))
     conf = make_celery(settings).conf
     assert conf.broker_url == "amqp://u:p@mq:5672//"
     quorum = {"x-queue-type": "quorum"}

@@ -41,11 +41,13 @@ def test_a_malformed_sentinel_entry_is_refused(entry) -> None:
 
 def test_a_cluster_store_needs_a_broker_of_its_own(redis_cluster) -> None:
     url = f"redis://127.0.0.1:{redis_cluster.ports[0]}/0"
-    with pytest.raises(ValueError, match="BROKER_URL"):
+    with pytest.raises(ValueError, match="CELERY_BROKER_URL"):
         broker_url(Settings.from_env({"REDIS_URL": url, "REDIS_CLUSTER": "1"}))
-    settings = Settings.from_env({"REDIS_URL": url, "REDIS_CLUSTER": "1", "BROKER_URL": "redis://:pw@broker:6379/0"})
+    settings = Settings.from_env(
+        {"REDIS_URL": url, "REDIS_CLUSTER": "1", "CELERY_BROKER_URL": "redis://:pw@broker:6379/0"}
+    )
     assert broker_url(settings) == "redis://:pw@broker:6379/0"
-    assert settings.describe()["broker_url"] == "redis://:*****@broker:6379/0"
+    assert settings.describe()["celery_broker_url"] == "redis://:*****@broker:6379/0"
     client = connect(settings, socket_timeout=5)
     assert isinstance(client, RedisCluster) and len(client.get_primaries()) == 3
     client.close()
