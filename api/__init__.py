@@ -9,6 +9,7 @@ from flask import Flask
 from api import bodies, docs, errors, events, metrics, params, probes, routes
 from api.idempotency import Idempotency
 from api.services import Services
+from api.slots import Slots
 from api.waiting import Waiters
 from jobs import JobStore
 from jobs.broker import make_celery
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         waiters=Waiters(settings, settings.max_waiters),
         webhooks=webhooks,
         idempotency=Idempotency(client, settings.result_ttl_seconds),
-        streams=events.Streams(settings.redis_url.reveal(), settings.max_streams),
+        streams=Slots(settings, settings.max_streams, socket_timeout=events.KEEPALIVE_SECONDS + 5),
     )
     errors.init_app(app)
     metrics.init_app(app)  # app-wide hooks run before the blueprint's guard, so refused requests are timed too

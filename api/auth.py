@@ -6,20 +6,24 @@ itself), so another key cannot see it. RATE_LIMIT_PER_MINUTE, when above zero,
 limits submissions (POST /predict) per key, or per client address without keys,
 in a fixed one-minute window counted in Redis, so every API process shares the
 count. Polling is not counted: it is a cheap read, and clients poll often. The probes, the
-description and the metrics live on other blueprints, which this guard does not run for.
+description and the metrics live on other blueprints, which this guard does not run for. `own_job`
+answers 404 for a job of another caller exactly as for one that does not exist.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 
 from flask import g, request
 
 from api.errors import ApiError
 from api.services import services
-from jobs import keys
+from jobs import Job, keys
+
+_TASK_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def owner_of(key: str) -> str:
@@ -74,3 +78,11 @@ def guard() -> None:
     g.owner = authenticate()
     if request.method == "POST":
         enforce_rate_limit(g.owner)
+
+
+def own_job(task_id: str) -> Job:
+    """Return the caller's job; 404 for a malformed id, an unknown or expired job, or another caller's."""
+    job = services().jobs.get(task_id) if _TASK_ID.fullmatch(task_id) else None
+    if job is None or job.owner != g.owner:
+        raise ApiError(404, "task_not_found", "No such task; it may have expired.", {"task_id": task_id})
+    return job

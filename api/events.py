@@ -23,9 +23,9 @@ import redis
 from flask import Blueprint, Response, request
 
 from api import auth
+from api.auth import own_job
 from api.errors import ApiError
 from api.params import takes
-from api.routes import own_job
 from api.schemas import Progress, Task
 from api.services import services
 from jobs import JobStore
@@ -39,27 +39,6 @@ _ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 bp = Blueprint("events", __name__)
 bp.before_request(auth.guard)
-
-
-class Streams:
-    """At most `limit` event streams of this process at once, each on a Redis connection of its own."""
-
-    def __init__(self, redis_url: str, limit: int) -> None:
-        self._slots = threading.BoundedSemaphore(limit) if limit > 0 else None
-        # Its own pool: a blocked XREAD must not hold a connection other requests need, and its socket
-        # timeout must outlast the block.
-        self.client = redis.Redis.from_url(
-            redis_url, socket_timeout=KEEPALIVE_SECONDS + 5, socket_connect_timeout=2, max_connections=max(limit, 1)
-        )
-
-    def take(self) -> bool:
-        """Take a slot for one stream; False when every slot is taken."""
-        return self._slots is not None and self._slots.acquire(blocking=False)
-
-    def give_back(self) -> None:
-        """Free the slot of a stream that ended."""
-        if self._slots is not None:
-            self._slots.release()
 
 
 def parse_last_event_id(raw: str | None) -> str | None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Response, g, request, url_for
 
 from api import auth, idempotency
+from api.auth import own_job
 from api.batches import parse_batch, parse_model_name, parse_page, parse_strict, parse_threshold, parse_version
 from api.downloads import ResultFormat, etag, stream
 from api.errors import ApiError
@@ -24,7 +23,6 @@ from jobs.broker import submit
 
 bp = Blueprint("predictions", __name__)
 bp.before_request(auth.guard)
-_TASK_ID = re.compile(r"[0-9a-f]{32}")
 CANCELLED = "job_cancelled"
 
 
@@ -195,11 +193,3 @@ def cancel(task_id: str) -> Response:
 def models() -> Response:
     """List every model of the store: its versions, the serving one, and each version's fields and metrics."""
     return respond(Models.of(services().catalog()))
-
-
-def own_job(task_id: str) -> Job:
-    """Return the caller's job; 404 for a malformed id, an unknown or expired job, or another caller's."""
-    job = services().jobs.get(task_id) if _TASK_ID.fullmatch(task_id) else None
-    if job is None or job.owner != g.owner:
-        raise ApiError(404, "task_not_found", "No such task; it may have expired.", {"task_id": task_id})
-    return job

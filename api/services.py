@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from celery import Celery
@@ -12,14 +12,12 @@ from flask import current_app
 
 from api.errors import ApiError
 from api.idempotency import Idempotency
+from api.slots import Slots
 from api.waiting import Waiters
 from jobs import JobStore
 from jobs.webhooks import Webhooks
 from model_store import ModelStore, ModelStoreError
 from settings import Settings
-
-if TYPE_CHECKING:
-    from api.events import Streams
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,7 @@ class Services:
     waiters: Waiters
     webhooks: Webhooks
     idempotency: Idempotency
-    streams: Streams
+    streams: Slots
 
     def serving_model(self, requested: str | None = None, pinned: int | None = None) -> ServingModel:
         """Return the current version of a model (the configured one by default), or the `pinned` one, unloaded.

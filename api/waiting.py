@@ -7,12 +7,10 @@ find a thread; past the bound, a request that asked to wait is answered at once,
 
 from __future__ import annotations
 
-import threading
-
 from api.errors import ApiError
 from api.numbers import decimal
+from api.slots import Slots
 from jobs import JobStore
-from jobs.connection import connect
 from settings import Settings
 
 MAX_WAIT_SECONDS = 30.0
@@ -31,22 +29,17 @@ def parse_wait(raw: str | None) -> float | None:
     return value
 
 
-class Waiters:
+class Waiters(Slots):
     """At most `limit` requests of this process waiting at once, each on a connection of its own."""
 
     def __init__(self, settings: Settings, limit: int) -> None:
-        self._slots = threading.BoundedSemaphore(limit) if limit > 0 else None
-        # Its own pool: a blocked BLMOVE must not hold a connection the other requests need, and its
-        # socket timeout must outlast the longest wait.
-        self.client = connect(
-            settings, socket_timeout=MAX_WAIT_SECONDS + 5, socket_connect_timeout=2, max_connections=max(limit, 1)
-        )
+        super().__init__(settings, limit, socket_timeout=MAX_WAIT_SECONDS + 5)
 
     def wait(self, jobs: JobStore, job_id: str, seconds: float) -> bool:
         """Wait up to `seconds` for the job to end; return False at once when every slot is taken."""
-        if self._slots is None or not self._slots.acquire(blocking=False):
+        if not self.take():
             return False
         try:
             return jobs.wait_ended(job_id, seconds, client=self.client)
         finally:
-            self._slots.release()
+            self.give_back()

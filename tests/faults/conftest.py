@@ -147,25 +147,47 @@ class FaultStack:
         return sorted(pids)
 
 
+# Short timers, so that the fault tests see the recovery paths within seconds.
+FAULT_TIMINGS = {
+    "CHUNK_ROWS": "500",
+    "WATCHDOG_INTERVAL_SECONDS": "1",
+    "STALL_SECONDS": "2",
+    "VISIBILITY_TIMEOUT": "20",
+    "TASK_SOFT_TIME_LIMIT": "3",
+    "TASK_TIME_LIMIT": "5",
+    "MAX_CHUNK_RETRIES": "2",
+    "JOB_DEADLINE_SECONDS": "240",
+}
+
+
+def submit_until_stopped(stack, batches, accepted: list[str], answers: list[object], stop) -> None:
+    """Submit each batch in turn until `stop` is set, noting every answer and each accepted task id.
+
+    Meant for a thread beside a fault: a transport error or a 503 is an answer, anything else but a 202 fails.
+    """
+    for batch in batches:
+        if stop.is_set():
+            return
+        try:
+            response = stack.submit(batch, timeout=10)
+        except requests.RequestException as exc:
+            answers.append(type(exc).__name__)
+            continue
+        answers.append(response.status_code)
+        if response.status_code == 202:
+            accepted.append(response.json()["task_id"])
+        elif response.status_code != 503:
+            raise AssertionError(f"unexpected {response.status_code}: {response.text[:200]}")
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def fault_stack(tmp_path: Path, model_store_dir: Path, broker_env: dict[str, str]) -> Iterator[FaultStack]:
     port = free_port()
     redis = RedisServer(
         port, tmp_path / "redis", tmp_path / "logs", start_redis(port, tmp_path / "redis", tmp_path / "logs")
     )
-    env = {
-        "REDIS_URL": redis.url,
-        "MODEL_STORE_DIR": str(model_store_dir),
-        "CHUNK_ROWS": "500",
-        "WATCHDOG_INTERVAL_SECONDS": "1",
-        "STALL_SECONDS": "2",
-        "VISIBILITY_TIMEOUT": "20",
-        "TASK_SOFT_TIME_LIMIT": "3",
-        "TASK_TIME_LIMIT": "5",
-        "MAX_CHUNK_RETRIES": "2",
-        "JOB_DEADLINE_SECONDS": "240",
-        **broker_env,
-    }
+    env = {"REDIS_URL": redis.url, "MODEL_STORE_DIR": str(model_store_dir), **FAULT_TIMINGS, **broker_env}
     stack = FaultStack(tmp_path, env, redis)
     try:
         yield stack

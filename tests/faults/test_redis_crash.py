@@ -9,30 +9,12 @@ import threading
 import time
 
 import pytest
-import requests
 
 from jobs import keys
 from tests.conftest import BROKERS
-from tests.faults.conftest import complete, ended_at
+from tests.faults.conftest import complete, ended_at, submit_until_stopped
 
 pytestmark = pytest.mark.faults
-
-
-def load_in_background(stack, batches, accepted, answers, stop):
-    for batch in batches:
-        if stop.is_set():
-            return
-        try:
-            response = stack.submit(batch, timeout=10)
-        except requests.RequestException as exc:
-            answers.append(type(exc).__name__)
-            continue
-        answers.append(response.status_code)
-        if response.status_code == 202:
-            accepted.append(response.json()["task_id"])
-        elif response.status_code != 503:
-            raise AssertionError(f"unexpected {response.status_code}: {response.text[:200]}")
-        time.sleep(0.02)
 
 
 def test_redis_graceful_restart_loses_no_accepted_job(fault_stack, real_rows, report) -> None:
@@ -43,7 +25,7 @@ def test_redis_graceful_restart_loses_no_accepted_job(fault_stack, real_rows, re
     accepted: list[str] = []
     answers: list[object] = []
     stop = threading.Event()
-    loader = threading.Thread(target=load_in_background, args=(fault_stack, batches, accepted, answers, stop))
+    loader = threading.Thread(target=submit_until_stopped, args=(fault_stack, batches, accepted, answers, stop))
     loader.start()
     deadline = time.monotonic() + 60
     while len(accepted) < 30 and loader.is_alive() and time.monotonic() < deadline:

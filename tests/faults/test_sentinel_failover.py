@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import redis
-import requests
 
 from jobs.connection import connect
 from settings import Settings
-from tests.faults.conftest import FaultStack
+from tests.faults.conftest import FAULT_TIMINGS, FaultStack, submit_until_stopped
 from tests.redis_topology import SentinelGroup
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -47,23 +46,6 @@ class Probe(threading.Thread):
             n += 1
 
 
-def load(stack: FaultStack, batches, accepted: list[str], answers: list[object], stop: threading.Event) -> None:
-    for batch in batches:
-        if stop.is_set():
-            return
-        try:
-            response = stack.submit(batch, timeout=10)
-        except requests.RequestException as exc:
-            answers.append(type(exc).__name__)
-            continue
-        answers.append(response.status_code)
-        if response.status_code == 202:
-            accepted.append(response.json()["task_id"])
-        elif response.status_code != 503:
-            raise AssertionError(f"unexpected {response.status_code}: {response.text[:200]}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def sentinel_stack(tmp_path: Path, model_store_dir: Path):
     group = SentinelGroup.start(tmp_path / "redis")
@@ -73,14 +55,7 @@ def sentinel_stack(tmp_path: Path, model_store_dir: Path):
         "REDIS_SENTINEL_MASTER": group.master,
         "REDIS_WAIT_REPLICAS": "1",
         "MODEL_STORE_DIR": str(model_store_dir),
-        "CHUNK_ROWS": "500",
-        "WATCHDOG_INTERVAL_SECONDS": "1",
-        "STALL_SECONDS": "2",
-        "VISIBILITY_TIMEOUT": "20",
-        "TASK_SOFT_TIME_LIMIT": "3",
-        "TASK_TIME_LIMIT": "5",
-        "MAX_CHUNK_RETRIES": "2",
-        "JOB_DEADLINE_SECONDS": "240",
+        **FAULT_TIMINGS,
     }
     stack = FaultStack(tmp_path, env, redis=None)  # type: ignore[arg-type]  # no single server here
     try:
@@ -101,7 +76,7 @@ def test_a_failover_under_load_ends_every_accepted_job(sentinel_stack, real_rows
     accepted: list[str] = []
     answers: list[object] = []
     stop = threading.Event()
-    loader = threading.Thread(target=load, args=(stack, batches, accepted, answers, stop))
+    loader = threading.Thread(target=submit_until_stopped, args=(stack, batches, accepted, answers, stop))
     probe = Probe(settings)
     loader.start()
     probe.start()

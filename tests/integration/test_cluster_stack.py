@@ -78,3 +78,19 @@ def test_big_and_small_jobs_succeed_with_their_keys_spread_over_the_cluster(clus
     assert client.zcard(keys.DEADLINES) == 0  # every ended job left the global deadline index
     metrics = requests.get(f"{url}/metrics", timeout=30).text
     assert "glmq_redis_up 1.0" in metrics
+
+
+def test_waiting_event_streams_and_downloads_work_on_a_cluster(cluster_stack, real_rows) -> None:
+    """The requests that hold a connection of their own (?wait=, the event stream) reach the job's node."""
+    url, _ = cluster_stack
+    records = [r["values"] for r in real_rows["rows"]]
+    batch = [records[i % len(records)] for i in range(100)]  # five chunks
+    waited = requests.post(f"{url}/predict?wait=30", json=batch, timeout=60)
+    assert waited.status_code == 200 and waited.json()["status"] == "succeeded", waited.text
+    task_id = waited.json()["task_id"]
+    with requests.get(f"{url}/tasks/{task_id}/events", stream=True, timeout=30) as stream:
+        assert stream.status_code == 200
+        lines = [line for line in stream.iter_lines(decode_unicode=True) if line.startswith("event:")]
+    assert lines.count("event: progress") == 5 and lines[-1] == "event: succeeded"
+    download = requests.get(f"{url}/tasks/{task_id}/results", headers={"Accept": "application/x-ndjson"}, timeout=30)
+    assert download.status_code == 200 and len(download.text.splitlines()) == 100
