@@ -6,6 +6,7 @@ the watchdog (every second here) with a 0.3 s backoff base, so each test takes s
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -19,6 +20,7 @@ import requests
 from standardwebhooks import Webhook
 
 from tests.faults.conftest import FaultStack
+from tests.integration.test_client import run_cli
 
 pytestmark = pytest.mark.faults
 
@@ -175,3 +177,34 @@ def test_a_worker_killed_during_a_delivery_loses_nothing(webhook_stack, receiver
     assert (webhook["state"], webhook["attempts"], webhook["last_status"]) == ("delivered", 2, 200)
     report("webhook worker kill", {"attempts": len(receiver.requests), "seconds from kill to delivered":
                                    round(recovered_s, 1)})  # fmt: skip
+
+
+def test_the_cli_sends_its_webhook_url_and_a_refused_one_is_exit_2(webhook_stack, receivers, tmp_path) -> None:
+    receiver = Receiver(lambda n: 204)
+    receivers.append(receiver)
+    webhook_stack.start_api()
+    webhook_stack.start_worker("worker")
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([RECORD] * 3))
+
+    done = run_cli(str(records), "--url", webhook_stack.url, "--webhook-url", receiver.url)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["row"] for line in done.stdout.splitlines()] == [0, 1, 2]
+    (arrived,) = _arrivals(receiver, 1)
+    assert arrived.event is not None, "the signature did not verify"
+    task_id = arrived.event["data"]["task_id"]
+    assert (arrived.event["type"], arrived.event["data"]["rows"]) == ("job.succeeded", 3)
+    assert delivery_ended(webhook_stack, task_id)["webhook"]["url"] == receiver.url
+
+    refused = run_cli(str(records), "--url", webhook_stack.url, "--webhook-url", "http://0.0.0.0/hook")
+    assert refused.returncode == 2, refused.stderr
+    assert "error: 422 webhook_url_refused: The Webhook-Url cannot be called" in refused.stderr
+    assert "hint: give --webhook-url an https URL of a public host" in refused.stderr
+
+
+def _arrivals(receiver: Receiver, count: int, timeout: float = 60) -> list[Received]:
+    deadline = time.monotonic() + timeout
+    while len(receiver.requests) < count:
+        assert time.monotonic() < deadline, f"{len(receiver.requests)} of {count} requests arrived"
+        time.sleep(0.1)
+    return receiver.requests
