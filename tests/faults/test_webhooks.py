@@ -21,6 +21,7 @@ from standardwebhooks import Webhook
 
 from tests.faults.conftest import FaultStack
 from tests.integration.test_client import run_cli
+from tests.integration.test_metrics import scrape
 
 pytestmark = pytest.mark.faults
 
@@ -117,20 +118,31 @@ def delivery_ended(stack: FaultStack, task_id: str, timeout: float = 90) -> dict
 
 def test_three_500s_then_a_2xx_deliver_one_event_and_a_410_stops_the_attempts(webhook_stack, receivers,
                                                                               report) -> None:  # fmt: skip
-    flaky, gone = Receiver(lambda n: 500 if n <= 3 else 204), Receiver(lambda n: 410)
-    receivers.extend([flaky, gone])
+    flaky, gone, dead = Receiver(lambda n: 500 if n <= 3 else 204), Receiver(lambda n: 410), Receiver(lambda n: 500)
+    receivers.extend([flaky, gone, dead])
+    webhook_stack.env["WEBHOOK_MAX_ATTEMPTS"] = "4"  # the flaky receiver's 2xx comes at the last attempt
     webhook_stack.start_api()
     # No worker yet: this job waits, and the API's cancel ends it and sends its event to the queue.
     cancelled = submit(webhook_stack, gone.url, [RECORD] * 1_200)
     assert requests.delete(f"{webhook_stack.url}/tasks/{cancelled}", timeout=30).status_code == 200
     task_id = submit(webhook_stack, flaky.url, [RECORD] * 1_200)  # three chunks
+    unanswered = submit(webhook_stack, dead.url)
     webhook_stack.start_worker("worker")
 
     status = delivery_ended(webhook_stack, task_id)
     ended = delivery_ended(webhook_stack, cancelled)
+    abandoned = delivery_ended(webhook_stack, unanswered)
     time.sleep(2)  # room for any attempt too many: a retry would come within 0.3 s and a sweep
     assert [r.answered for r in flaky.requests] == [500, 500, 500, 204]
     assert [r.answered for r in gone.requests] == [410]
+    assert [r.answered for r in dead.requests] == [500] * 4
+    assert (abandoned["webhook"]["state"], abandoned["webhook"]["attempts"]) == ("abandoned", 4)
+    # The workers' counts of each attempt's outcome, read back through the API's /metrics.
+    samples = scrape(webhook_stack.url)
+    counted = {
+        labels[0][1]: value for (name, labels), value in samples.items() if name == "glmq_webhook_deliveries_total"
+    }
+    assert counted == {"delivered": 1, "retried": 3 + 3, "gone": 1, "abandoned": 1}
     assert all(r.event is not None for r in flaky.requests + gone.requests), "a signature did not verify"
     assert {r.headers["webhook-id"] for r in flaky.requests} == {f"msg_{task_id}"}
     assert len({r.body for r in flaky.requests}) == 1  # the same event every time
