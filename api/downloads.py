@@ -1,5 +1,8 @@
 """Streamed downloads of a finished job's results, as JSON, NDJSON or CSV, one stored chunk at a time.
 
+A cancelled job's download holds the chunks scored before the cancel, and a `cancelled` error row
+in place of each row of the others, read the way GET /tasks/<id> reads them (`JobStore.results`).
+
 The workers store each chunk's results as a JSON array. A download reads one chunk, writes it out
 in the format asked for and reads the next, so the API holds one chunk (5,000 rows by default)
 whatever the job's size. JSON and NDJSON are spliced from the stored bytes without decoding a
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -48,9 +51,14 @@ def etag(job: Job, kind: ResultFormat) -> str:
     return f"{job.id}.{kind.name.lower()}.{job.finished_at}"
 
 
-def stream(jobs: JobStore, job: Job, kind: ResultFormat, columns: Columns) -> Iterator[bytes]:
-    """Yield the job's results in `kind`, reading one stored chunk at a time."""
-    chunks = _chunks(jobs, job)
+def stream(
+    jobs: JobStore, job: Job, kind: ResultFormat, columns: Columns, unscored: Callable[[int], bytes] | None = None
+) -> Iterator[bytes]:
+    """Yield the job's results in `kind`, reading one stored chunk at a time.
+
+    With `unscored`, a chunk without results gives `unscored(row)` for each of its rows (see `JobStore.results`).
+    """
+    chunks = _chunks(jobs, job, unscored)
     if kind is ResultFormat.JSON:
         yield from _json(chunks)
     elif kind is ResultFormat.NDJSON:
@@ -62,9 +70,13 @@ def stream(jobs: JobStore, job: Job, kind: ResultFormat, columns: Columns) -> It
         yield from _csv(chunks, columns)
 
 
-def _chunks(jobs: JobStore, job: Job) -> Iterator[bytes]:
+def _chunks(jobs: JobStore, job: Job, unscored: Callable[[int], bytes] | None) -> Iterator[bytes]:
     for chunk in range(job.chunks):
-        part = jobs.result_chunk(job.id, chunk)
+        if unscored is None:
+            part = jobs.result_chunk(job.id, chunk)
+        else:
+            rows = range(chunk * job.chunk_rows, (chunk + 1) * job.chunk_rows)
+            part = jobs.results(job.id, job.rows, job.chunk_rows, rows, unscored)
         if part is None:
             raise ExpiredError(f"chunk {chunk} of job {job.id} expired during its download")
         yield part

@@ -76,6 +76,8 @@ class ServiceCollector:
                 families["glmq_job_duration_seconds"].add_metric([model, status], buckets, histogram.total)
             for kind, count in sorted(snapshot.poison.items()):
                 families["glmq_messages_dead_lettered"].add_metric([kind], count)
+            for outcome, count in sorted(snapshot.webhooks.items()):
+                families["glmq_webhook_deliveries"].add_metric([outcome], count)
         try:
             model = svc.serving_model()
         except ApiError:
@@ -99,6 +101,11 @@ def _families() -> dict[str, Metric]:
         CounterMetricFamily("glmq_rows_failed", "Rows that got a per-row error instead of a score.", labels=["model"]),
         CounterMetricFamily(
             "glmq_messages_dead_lettered", "Broker messages no worker could run, by kind.", labels=["kind"]
+        ),
+        CounterMetricFamily(
+            "glmq_webhook_deliveries",
+            "Webhook delivery attempts, by outcome: delivered, retried (another attempt is due), gone, abandoned.",
+            labels=["outcome"],
         ),
         HistogramMetricFamily(
             "glmq_job_duration_seconds", "Seconds from a job's submission to its end.", labels=["model", "status"]

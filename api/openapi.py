@@ -215,7 +215,10 @@ def build_spec(
                     "parameters": [task_id],
                     "responses": {
                         "200": {
-                            "description": "The results, in input order.",
+                            "description": (
+                                "The results, in input order (a cancelled job's: its scored rows, and a cancelled"
+                                " row for each other)."
+                            ),
                             "headers": {"ETag": {"schema": {"type": "string"}}},
                             "content": {
                                 "application/json": {
@@ -228,7 +231,10 @@ def build_spec(
                         "304": {"description": "Not modified: If-None-Match holds the ETag."},
                         **_errors(401, 406, 429),
                         "404": _answer(Error, "task_not_found (unknown, or its results expired)"),
-                        "409": _answer(Error, "task_unfinished or task_failed, with the status_url"),
+                        "409": _answer(
+                            Error,
+                            "task_unfinished, or task_failed (failed other than by a cancel), with the status_url",
+                        ),
                         "422": unknown,
                         "503": _answer(Error, "redis_unavailable"),
                     },

@@ -121,8 +121,7 @@ def task(task_id: str) -> Response:
 
 
 def _task_response(job: Job, page: tuple[int, int | None] | None) -> Response:
-    # A cancelled job keeps the chunks scored before the cancel; each of its other rows says it was cancelled.
-    cancelled = job.status == JobStatus.FAILED and job.error_code == CANCELLED
+    cancelled = _cancelled(job)
     delivery = services().webhooks.get(job.id) if job.webhook_url else None
     if job.status != JobStatus.SUCCEEDED and not cancelled:
         return respond(Task.from_job(job, delivery=delivery))
@@ -143,12 +142,16 @@ def _task_response(job: Job, page: tuple[int, int | None] | None) -> Response:
 @bp.get("/tasks/<task_id>/results")
 @takes()
 def results(task_id: str) -> Response:
-    """Stream a finished job's results as JSON, NDJSON or CSV (by Accept), one stored chunk at a time."""
+    """Stream a finished job's results as JSON, NDJSON or CSV (by Accept), one stored chunk at a time.
+
+    A cancelled job's are those GET /tasks/<id> gives: its scored chunks, and a `cancelled` row for each other row.
+    """
     svc = services()
     job = own_job(task_id)
     kind = _result_format()
     status_url = url_for("predictions.task", task_id=job.id)
-    if job.status != JobStatus.SUCCEEDED:
+    cancelled = _cancelled(job)
+    if job.status != JobStatus.SUCCEEDED and not cancelled:
         code, why = ("task_failed", "failed") if job.status == JobStatus.FAILED else ("task_unfinished", "not finished")
         details = {"task_id": job.id, "status": job.status.value, "status_url": status_url}
         raise ApiError(409, code, f"The task has {why}; its results are not available.", details)
@@ -157,13 +160,19 @@ def results(task_id: str) -> Response:
         response = Response(status=304)
         response.set_etag(tag)
         return response
-    if not svc.jobs.has_results(job.id, job.chunks):
+    if not cancelled and not svc.jobs.has_results(job.id, job.chunks):
         raise ApiError(404, "task_not_found", "The task's results have expired.", {"task_id": job.id})
     variables = svc.serving_model(job.model_name, job.model_version).variables
     columns = Columns.of(variables, job.fields, job.explain, job.id_field is not None)
-    response = Response(stream(svc.jobs, job, kind, columns), content_type=kind.content_type)
+    unscored = ResultRow.cancelled if cancelled else None
+    response = Response(stream(svc.jobs, job, kind, columns, unscored), content_type=kind.content_type)
     response.set_etag(tag)
     return response
+
+
+def _cancelled(job: Job) -> bool:
+    # A cancelled job keeps the chunks scored before the cancel; each of its other rows says it was cancelled.
+    return job.status == JobStatus.FAILED and job.error_code == CANCELLED
 
 
 def _result_format() -> ResultFormat:

@@ -29,6 +29,12 @@ DEFAULT_URL = "http://127.0.0.1:1313"
 EXIT_JOB_FAILED = 1
 EXIT_REFUSED = 2
 EXIT_UNREACHABLE = 3
+# What to do about a refusal, by its code.
+HINTS = {
+    "too_many_rows": "split the input with --batch-rows",
+    "webhook_url_refused": "give --webhook-url an https URL of a public host (or leave it out)",
+    "webhooks_disabled": "this service sends no webhooks: leave --webhook-url out",
+}
 # Files sent as they are and results written as the service streams them: formats read line by line.
 STREAMED = frozenset({".csv", ".jsonl"})
 
@@ -72,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="add each variable's contribution (coefficient x input) to each row"
     )
     predict.add_argument("--id-field", help="a field of the input echoed as `id` in each result row")
+    predict.add_argument(
+        "--webhook-url", help="URL the service POSTs a signed event to when each job ends (its Webhook-Url header)"
+    )
     return parser
 
 
@@ -120,7 +129,7 @@ def predict(args: argparse.Namespace) -> int:
     ):
         results = client.predict(
             records, threshold=args.threshold, batch_rows=args.batch_rows, on_progress=bar.scored,
-            model=args.model, shape=_shape(args), on_upload=bar.uploaded, events=True,
+            model=args.model, shape=_shape(args), on_upload=bar.uploaded, events=True, webhook_url=args.webhook_url,
         )  # fmt: skip
     if args.out is None:
         write_json_lines(results, sys.stdout)
@@ -139,7 +148,9 @@ def stream_file(args: argparse.Namespace, started: float) -> int:
         PredictionClient(args.url, api_key=args.api_key, retries=args.retries) as client,
         ProgressBar(None, sys.stderr) as bar,
     ):
-        job = client.submit_file(args.file, args.threshold, args.model, _shape(args), on_upload=bar.uploaded)
+        job = client.submit_file(
+            args.file, args.threshold, args.model, _shape(args), on_upload=bar.uploaded, webhook_url=args.webhook_url
+        )
         try:
             client.follow(job.task_id, bar.scored, events=True)
             bar.close()  # its final line, before the download
@@ -182,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         if exc.details is not None:
             print(f"details: {json.dumps(exc.details)}", file=sys.stderr)
-        if exc.code == "too_many_rows":
-            print("hint: split the input with --batch-rows", file=sys.stderr)
+        if (hint := HINTS.get(exc.code)) is not None:
+            print(f"hint: {hint}", file=sys.stderr)
         return EXIT_REFUSED
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

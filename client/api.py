@@ -42,6 +42,9 @@ _MIN_ROUND_SECONDS = 0.1
 _TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
+# The request header naming where the service POSTs a job's end.
+WEBHOOK_URL = "Webhook-Url"
+
 # The upload formats the service reads, by file extension.
 UPLOAD_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson", ".json": "application/json"}
 
@@ -122,15 +125,17 @@ class PredictionClient:
         shape: Shape | None = None,
         *,
         on_upload: ProgressCallback | None = None,
+        webhook_url: str | None = None,
     ) -> Submitted:
         """Submit one record or a list of records as one job, to `model` or the service's default model.
 
         Each call is one submission with a fresh idempotency key, which its retries repeat: the service
         answers a repeat with the job the first attempt made. `on_upload(bytes_sent, bytes)` follows the upload.
+        With `webhook_url`, the service POSTs a signed event there when the job ends (its Webhook-Url header).
         """
         body = _encode(records)
         data = body if on_upload is None else _Upload(io.BytesIO(body), len(body), on_upload)
-        return self._submit(data, "application/json", threshold, model, shape)
+        return self._submit(data, "application/json", threshold, model, shape, webhook_url)
 
     def submit_file(
         self,
@@ -140,10 +145,11 @@ class PredictionClient:
         shape: Shape | None = None,
         *,
         on_upload: ProgressCallback | None = None,
+        webhook_url: str | None = None,
     ) -> Submitted:
         """Submit a .csv, .jsonl or .json file as one job, sent as it is: the service parses it, not the client.
 
-        `on_upload(bytes_sent, bytes)` follows the upload.
+        `on_upload(bytes_sent, bytes)` follows the upload; `webhook_url` is as for `submit`.
         """
         content_type = UPLOAD_TYPES.get(path.suffix.lower())
         if content_type is None:
@@ -152,18 +158,21 @@ class PredictionClient:
             with path.open("rb") as stream:
                 size = os.fstat(stream.fileno()).st_size
                 data = stream if on_upload is None else _Upload(stream, size, on_upload)
-                return self._submit(data, content_type, threshold, model, shape)
+                return self._submit(data, content_type, threshold, model, shape, webhook_url)
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc}") from None
 
     def _submit(
-        self, data: Any, content_type: str, threshold: float | None, model: str | None, shape: Shape | None
-    ) -> Submitted:
+        self, data: Any, content_type: str, threshold: float | None, model: str | None, shape: Shape | None,
+        webhook_url: str | None,
+    ) -> Submitted:  # fmt: skip
         params = {} if threshold is None else {"threshold": repr(float(threshold))}
         if model is not None:
             params["model"] = model
         params |= (shape or Shape()).params()
         headers = {"Content-Type": content_type, IDEMPOTENCY_KEY: uuid.uuid4().hex}
+        if webhook_url is not None:
+            headers[WEBHOOK_URL] = webhook_url
         response = self._request("POST", "/predict", data=data, params=params, headers=headers)
         body = response.json()
         return Submitted(
@@ -333,11 +342,13 @@ class PredictionClient:
         wait_timeout: float | None = 900.0,
         on_upload: ProgressCallback | None = None,
         events: bool = False,
+        webhook_url: str | None = None,
     ) -> list[dict[str, Any]]:
         """Score records in jobs of at most `batch_rows` and return every result, `row` counted over the input.
 
         `on_upload(bytes_sent, bytes)` follows each job's upload; `on_progress(rows_done, rows)` the scoring,
         over the whole input. With `events`, scoring progress comes from each job's event stream (see `wait`).
+        With `webhook_url`, each job's end is also POSTed there, as a signed event (see `submit`).
 
         If it cannot return them (an interrupt, a failed job, a timeout), the jobs still unfinished are
         cancelled, so that the workers do not go on with work nobody will collect.
@@ -356,7 +367,10 @@ class PredictionClient:
             while index < len(spans):
                 start, stop = spans[index]
                 try:
-                    jobs.append((start, self.submit(rows[start:stop], threshold, model, shape, on_upload=on_upload)))
+                    submitted = self.submit(
+                        rows[start:stop], threshold, model, shape, on_upload=on_upload, webhook_url=webhook_url
+                    )
+                    jobs.append((start, submitted))
                 except ClientError as exc:
                     # Over the service's row limit: split the rest of the input by the limit it names.
                     limit = max_rows_in_refusal(exc)

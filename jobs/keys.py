@@ -49,6 +49,7 @@ KICK = f"{PREFIX}:{{batch}}:kick"
 STATS_ROWS = f"{PREFIX}:{{stats}}:rows"
 STATS_JOB_SECONDS = f"{PREFIX}:{{stats}}:job_seconds"
 STATS_POISON = f"{PREFIX}:{{stats}}:poison"
+STATS_WEBHOOKS = f"{PREFIX}:{{stats}}:webhooks"
 DEADLETTER = f"{PREFIX}:deadletter"
 UNACKED = "unacked"  # kombu's name, not ours: read by /metrics, never written by us
 

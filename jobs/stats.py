@@ -1,4 +1,4 @@
-"""The service's running counts: rows scored and failed per model, and how long jobs took.
+"""The service's running counts: rows scored and failed per model, how long jobs took, webhook outcomes.
 
 Whatever process ends a chunk or a job (a worker, the watchdog, the API when a client cancels)
 adds to two hashes in Redis, and the API's /metrics reads them when it is scraped. So a scrape of
@@ -64,6 +64,7 @@ class Snapshot:
     rows: dict[str, RowCount]
     job_seconds: dict[tuple[str, str], Histogram]  # by (model, status)
     poison: dict[str, int]  # dead-lettered messages, by kind (jobs.deadletter)
+    webhooks: dict[str, int]  # webhook attempts, by outcome (jobs.webhooks)
 
 
 class Stats:
@@ -72,8 +73,8 @@ class Stats:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
-    def record(self, rows: Iterable[RowsDone] = (), ends: Iterable[JobEnd] = ()) -> None:
-        """Add counted rows and ended jobs, in one transaction."""
+    def record(self, rows: Iterable[RowsDone] = (), ends: Iterable[JobEnd] = (), webhooks: Iterable[str] = ()) -> None:
+        """Add counted rows, ended jobs and the outcomes of webhook attempts, in one transaction."""
         pipe = self.client.pipeline(transaction=True)
         for model, scored, failed in rows:
             # Both fields even when one adds 0, so a model's two counters appear together.
@@ -84,6 +85,8 @@ class Stats:
             bound = JOB_SECONDS_BUCKETS[bisect.bisect_left(JOB_SECONDS_BUCKETS, seconds)]
             pipe.hincrby(keys.STATS_JOB_SECONDS, f"{model}:{status}:{bound!r}", 1)
             pipe.hincrbyfloat(keys.STATS_JOB_SECONDS, f"{model}:{status}:sum", seconds)
+        for outcome in webhooks:
+            pipe.hincrby(keys.STATS_WEBHOOKS, outcome, 1)
         if len(pipe):
             pipe.execute()
 
@@ -93,7 +96,8 @@ class Stats:
         pipe.hgetall(keys.STATS_ROWS)
         pipe.hgetall(keys.STATS_JOB_SECONDS)
         pipe.hgetall(keys.STATS_POISON)
-        row_fields, second_fields, poison = pipe.execute()
+        pipe.hgetall(keys.STATS_WEBHOOKS)
+        row_fields, second_fields, poison, webhooks = pipe.execute()
         rows: dict[str, dict[str, int]] = {}
         for name, value in row_fields.items():
             model, kind = name.decode().rsplit(":", 1)
@@ -117,4 +121,5 @@ class Stats:
                 for labels, per_bucket in counts.items()
             },
             poison={kind.decode(): int(count) for kind, count in poison.items()},
+            webhooks={outcome.decode(): int(count) for outcome, count in webhooks.items()},
         )

@@ -30,6 +30,7 @@ from jobs import keys
 from jobs.broker import DELIVER_WEBHOOK, WEBHOOK_QUEUE
 from jobs.lua import Scripts
 from jobs.record import Job, ModelRef, now_iso
+from jobs.stats import Stats
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 5.0
@@ -125,6 +126,7 @@ class Webhooks:
         self.client = client
         self.ttl = ttl_seconds
         self.scripts = Scripts(client)
+        self.stats = Stats(client)
 
     def claim(self, job_ids: Sequence[str], now: float | None = None) -> list[tuple[str, int]]:
         """Claim the next attempt of each job's delivery that may start now; return (job id, attempt) pairs.
@@ -183,7 +185,10 @@ class Webhooks:
         error: str = "",
         next_at: float | None = None,
     ) -> bool:
-        """Record how an attempt ended; schedule the next one when `state` is pending. Return whether recorded."""
+        """Record how an attempt ended; schedule the next one when `state` is pending. Return whether recorded.
+
+        A recorded attempt is counted once by its outcome (`outcome`), for /metrics.
+        """
         delivered_at = now_iso() if state == DeliveryState.DELIVERED else ""
         args = [attempt.number, state.value, "" if status is None else status, error[:500], delivered_at,
                 "" if next_at is None else repr(next_at), self.ttl]  # fmt: skip
@@ -192,6 +197,11 @@ class Webhooks:
             self.client.zadd(keys.WEBHOOKS, {attempt.job_id: next_at})
         elif recorded:
             self.client.zrem(keys.WEBHOOKS, attempt.job_id)
+        if recorded:
+            try:
+                self.stats.record(webhooks=[outcome(state)])
+            except redis.RedisError as exc:  # the attempt is recorded; only its count is lost
+                log.warning("the count of a webhook attempt of job %s is lost: %s", attempt.job_id, exc)
         return recorded
 
     def get(self, job_id: str) -> Delivery | None:
@@ -204,6 +214,11 @@ class Webhooks:
 
 
 _PUBLIC = {name.encode() for name in Delivery.__struct_fields__}
+
+
+def outcome(state: DeliveryState) -> str:
+    """Return how an attempt that ended the delivery in `state` is counted: pending means another is due."""
+    return "retried" if state == DeliveryState.PENDING else state.value
 
 
 def _pairs(replies: Sequence[list[object]]) -> list[tuple[int, str]]:

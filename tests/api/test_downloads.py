@@ -108,8 +108,23 @@ def test_an_unfinished_job_is_409_with_its_status_url(client) -> None:
     error = response.get_json()["error"]
     assert error["code"] == "task_unfinished"
     assert error["details"] == {"task_id": task_id, "status": "queued", "status_url": f"/tasks/{task_id}"}
-    client.delete(f"/tasks/{task_id}")
-    assert download(client, task_id, "text/csv").get_json()["error"]["code"] == "task_failed"
+
+
+def test_a_failed_job_is_409_but_a_cancelled_one_streams_a_cancelled_row_for_each_row(app, client) -> None:
+    failed, cancelled = post(client, {"x5": "monday"}), post(client, [{"x5": "monday"}] * 3)
+    app.extensions["glmq"].jobs.fail(failed, "chunk 0 could not be scored: ValueError")
+    assert download(client, failed, "text/csv").get_json()["error"]["code"] == "task_failed"
+    client.delete(f"/tasks/{cancelled}")
+    for kind in FORMATS:
+        response = download(client, cancelled, kind)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        got = parsed(response)
+        assert [int(row["row"]) for row in got] == [0, 1, 2]
+        if kind == "text/csv":
+            assert {(row["error_field"], row["phat"]) for row in got} == {("", "")}
+            assert {row["error_message"] for row in got} == {"The job was cancelled before this row was scored."}
+        else:
+            assert got == client.get(f"/tasks/{cancelled}").get_json()["results"]
 
 
 def test_no_acceptable_format_is_406_and_no_accept_is_json(app, client, approved) -> None:

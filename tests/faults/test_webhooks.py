@@ -6,6 +6,7 @@ the watchdog (every second here) with a 0.3 s backoff base, so each test takes s
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -19,6 +20,8 @@ import requests
 from standardwebhooks import Webhook
 
 from tests.faults.conftest import FaultStack
+from tests.integration.test_client import run_cli
+from tests.integration.test_metrics import scrape
 
 pytestmark = pytest.mark.faults
 
@@ -115,20 +118,31 @@ def delivery_ended(stack: FaultStack, task_id: str, timeout: float = 90) -> dict
 
 def test_three_500s_then_a_2xx_deliver_one_event_and_a_410_stops_the_attempts(webhook_stack, receivers,
                                                                               report) -> None:  # fmt: skip
-    flaky, gone = Receiver(lambda n: 500 if n <= 3 else 204), Receiver(lambda n: 410)
-    receivers.extend([flaky, gone])
+    flaky, gone, dead = Receiver(lambda n: 500 if n <= 3 else 204), Receiver(lambda n: 410), Receiver(lambda n: 500)
+    receivers.extend([flaky, gone, dead])
+    webhook_stack.env["WEBHOOK_MAX_ATTEMPTS"] = "4"  # the flaky receiver's 2xx comes at the last attempt
     webhook_stack.start_api()
     # No worker yet: this job waits, and the API's cancel ends it and sends its event to the queue.
     cancelled = submit(webhook_stack, gone.url, [RECORD] * 1_200)
     assert requests.delete(f"{webhook_stack.url}/tasks/{cancelled}", timeout=30).status_code == 200
     task_id = submit(webhook_stack, flaky.url, [RECORD] * 1_200)  # three chunks
+    unanswered = submit(webhook_stack, dead.url)
     webhook_stack.start_worker("worker")
 
     status = delivery_ended(webhook_stack, task_id)
     ended = delivery_ended(webhook_stack, cancelled)
+    abandoned = delivery_ended(webhook_stack, unanswered)
     time.sleep(2)  # room for any attempt too many: a retry would come within 0.3 s and a sweep
     assert [r.answered for r in flaky.requests] == [500, 500, 500, 204]
     assert [r.answered for r in gone.requests] == [410]
+    assert [r.answered for r in dead.requests] == [500] * 4
+    assert (abandoned["webhook"]["state"], abandoned["webhook"]["attempts"]) == ("abandoned", 4)
+    # The workers' counts of each attempt's outcome, read back through the API's /metrics.
+    samples = scrape(webhook_stack.url)
+    counted = {
+        labels[0][1]: value for (name, labels), value in samples.items() if name == "glmq_webhook_deliveries_total"
+    }
+    assert counted == {"delivered": 1, "retried": 3 + 3, "gone": 1, "abandoned": 1}
     assert all(r.event is not None for r in flaky.requests + gone.requests), "a signature did not verify"
     assert {r.headers["webhook-id"] for r in flaky.requests} == {f"msg_{task_id}"}
     assert len({r.body for r in flaky.requests}) == 1  # the same event every time
@@ -175,3 +189,34 @@ def test_a_worker_killed_during_a_delivery_loses_nothing(webhook_stack, receiver
     assert (webhook["state"], webhook["attempts"], webhook["last_status"]) == ("delivered", 2, 200)
     report("webhook worker kill", {"attempts": len(receiver.requests), "seconds from kill to delivered":
                                    round(recovered_s, 1)})  # fmt: skip
+
+
+def test_the_cli_sends_its_webhook_url_and_a_refused_one_is_exit_2(webhook_stack, receivers, tmp_path) -> None:
+    receiver = Receiver(lambda n: 204)
+    receivers.append(receiver)
+    webhook_stack.start_api()
+    webhook_stack.start_worker("worker")
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([RECORD] * 3))
+
+    done = run_cli(str(records), "--url", webhook_stack.url, "--webhook-url", receiver.url)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["row"] for line in done.stdout.splitlines()] == [0, 1, 2]
+    (arrived,) = _arrivals(receiver, 1)
+    assert arrived.event is not None, "the signature did not verify"
+    task_id = arrived.event["data"]["task_id"]
+    assert (arrived.event["type"], arrived.event["data"]["rows"]) == ("job.succeeded", 3)
+    assert delivery_ended(webhook_stack, task_id)["webhook"]["url"] == receiver.url
+
+    refused = run_cli(str(records), "--url", webhook_stack.url, "--webhook-url", "http://0.0.0.0/hook")
+    assert refused.returncode == 2, refused.stderr
+    assert "error: 422 webhook_url_refused: The Webhook-Url cannot be called" in refused.stderr
+    assert "hint: give --webhook-url an https URL of a public host" in refused.stderr
+
+
+def _arrivals(receiver: Receiver, count: int, timeout: float = 60) -> list[Received]:
+    deadline = time.monotonic() + timeout
+    while len(receiver.requests) < count:
+        assert time.monotonic() < deadline, f"{len(receiver.requests)} of {count} requests arrived"
+        time.sleep(0.1)
+    return receiver.requests

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -121,3 +123,19 @@ def test_a_job_cancelled_while_running_keeps_its_scored_chunks(idle_api, tmp_pat
     assert all(row["error"]["code"] == "cancelled" for row in results if "phat" not in row)
     page = requests.get(f"{url}/tasks/{task_id}?offset=1990&limit=20", timeout=30).json()
     assert page["results"] == results[1990:2010]
+
+    # The download of a cancelled job holds the same rows in each format, with an ETag as for any other.
+    download = f"{url}/tasks/{task_id}/results"
+    assert requests.get(download, headers={"Accept": "application/json"}, timeout=60).json() == results
+    ndjson = requests.get(download, headers={"Accept": "application/x-ndjson"}, timeout=60)
+    assert [json.loads(line) for line in ndjson.text.splitlines()] == results
+    table = requests.get(download, headers={"Accept": "text/csv"}, timeout=60)
+    cells = list(csv.DictReader(io.StringIO(table.text, newline="")))
+    assert [int(row["row"]) for row in cells] == list(range(rows))
+    for row, cell in zip(results, cells, strict=True):
+        if "phat" in row:
+            assert (float(cell["phat"]), cell["error_message"]) == (row["phat"], "")
+        else:
+            assert (cell["phat"], cell["error_field"], cell["error_message"]) == ("", "", row["error"]["message"])
+    again = requests.get(download, headers={"Accept": "text/csv", "If-None-Match": table.headers["ETag"]}, timeout=30)
+    assert (again.status_code, again.content) == (304, b"")

@@ -158,3 +158,12 @@ def test_the_cli_splits_a_file_over_the_row_limit_and_joins_the_results_in_order
         got = json.loads((tmp_path / out).read_text())
     assert [row["row"] for row in got] == list(range(2_500))
     assert max(abs(row["phat"] - item["phat"]) for row, item in zip(got, expected)) <= 1e-12
+
+
+def test_the_cli_reports_a_service_without_webhooks_readably(stack, tmp_path) -> None:
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([{"x5": "monday"}]))
+    done = run_cli(str(records), "--url", stack.url, "--webhook-url", "https://hooks.example.com/glmq")
+    assert done.returncode == 2, done.stderr
+    assert "error: 422 webhooks_disabled: This service signs no webhooks" in done.stderr
+    assert "hint: this service sends no webhooks: leave --webhook-url out" in done.stderr

@@ -99,6 +99,7 @@ def test_a_failed_attempt_schedules_the_next_and_keeps_the_body(hooked_jobs: Job
     assert delivery.delivered_at and delivery.next_at is None
     assert redis_db.zscore(keys.WEBHOOKS, job_id) is None
     assert webhooks.claim([job_id], due + 3600) == []
+    assert webhooks.stats.read().webhooks == {"retried": 1, "delivered": 1}  # the stale attempt is not counted
 
 
 def test_an_attempt_lost_with_its_worker_is_claimed_again_when_its_time_is_up(
