@@ -18,6 +18,7 @@ from bench.baseline import naive_rows
 from bench.compare import Row, real_records, table
 from bench.memory import tree_memory
 from stack.processes import ROOT
+from tests.signals import default_sigint
 from training.scoring import score_records
 
 
@@ -103,7 +104,9 @@ def test_a_quick_run_prints_the_table_and_both_sides_agree() -> None:
 @pytest.mark.slow
 def test_an_interrupted_run_stops_every_process_it_started() -> None:
     command = [sys.executable, "-m", "bench.compare", "--scenarios", "concurrent"]
-    bench = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bench = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     try:
         first = bench.stdout.readline()
         folder = re.search(r"in (/\S+) \.\.\.", first).group(1)

@@ -19,6 +19,7 @@ from jobs.broker import make_celery, queue_depth
 from settings import Settings
 from stack.processes import ROOT, Process, start_worker, wait_until
 from tests.conftest import BROKERS
+from tests.signals import default_sigint
 
 pytestmark = pytest.mark.integration
 CANCEL_DB = 4
@@ -75,9 +76,7 @@ def test_ctrl_c_in_the_cli_cancels_its_job(idle_api, redis_server, tmp_path) -> 
         env={**env, "PYTHONPATH": str(ROOT)},
         stderr=subprocess.PIPE,
         text=True,
-        # A test run started in the background inherits SIGINT as ignored, and so would the CLI;
-        # a user's terminal delivers it, so give the CLI the default disposition explicitly.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
     try:
         # Interrupt once the CLI follows its job, i.e. holds the task id: an interrupt before the 202 arrives

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from stack.processes import ROOT, free_port, wait_until
+from tests.signals import default_sigint
 
 pytestmark = pytest.mark.integration
 LAUNCHER_DB = 3
@@ -106,8 +107,7 @@ def start_launcher(tmp_path: Path, env: dict[str, str], log_name: str = "launche
         env={**os.environ, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
-        # Set explicitly, whatever the test run inherited: Ctrl-C reaches the launcher.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
     log.close()
     return launcher
