@@ -25,8 +25,9 @@ from jobs import keys
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 MAX_KEY_CHARS = 255
-# The query parameters that change what job a body makes; `wait` only changes how long the answer takes.
-PARAMETERS = ("model", "version", "threshold", "strict")
+# The query parameters that only change how the answer comes (how long it waits), not what job a body
+# makes; every other parameter the view takes (model, threshold, fields, ...) is part of the fingerprint.
+ANSWER_ONLY = frozenset({"wait"})
 # How long a repeat waits for the first request with its key to record the job it made.
 WAIT_SECONDS = 5.0
 # A claim lives this long until its job is recorded: a process that died in between frees the key soon.
@@ -56,8 +57,8 @@ def parse_key(raw: str | None) -> str | None:
 
 
 def fingerprint(body_digest: str, args: Mapping[str, str]) -> str:
-    """Return what makes two submissions the same: the body's digest and the parameters in PARAMETERS."""
-    shaping = "&".join(f"{name}={args.get(name, '')}" for name in PARAMETERS)
+    """Return what makes two submissions the same: the body's digest and every parameter not in ANSWER_ONLY."""
+    shaping = "&".join(f"{name}={args[name]}" for name in sorted(args) if name not in ANSWER_ONLY)
     return hashlib.sha256(f"{body_digest}?{shaping}".encode()).hexdigest()
 
 

@@ -35,8 +35,14 @@ def test_a_quoted_key_is_the_same_key(client, redis_db) -> None:
 
 @pytest.mark.parametrize(
     ("body", "query"),
-    [([RECORD] * 4, ""), ([RECORD] * 3, "?threshold=0.5"), ([RECORD] * 3, "?strict=true")],
-    ids=["another body", "another threshold", "strict"],
+    [
+        ([RECORD] * 4, ""),
+        ([RECORD] * 3, "?threshold=0.5"),
+        ([RECORD] * 3, "?strict=true"),
+        ([RECORD] * 3, "?fields=phat"),
+        ([RECORD] * 3, "?id_field=x5"),
+    ],
+    ids=["another body", "another threshold", "strict", "fields", "id_field"],
 )
 def test_the_same_key_for_another_request_is_422(client, redis_db, body, query) -> None:
     assert post(client, [RECORD] * 3, headers=KEY).status_code == 202
